@@ -9,6 +9,7 @@ import click
 import yaml
 
 from . import __version__
+from .analysis_cli import COMMANDS as ANALYSIS_COMMANDS
 from .deck import DeckError
 from .ensemble import EnsembleError, EnsembleSettings, ensemble_dir, prepare_structure
 from .registry import RegistryError, list_models, load_card
@@ -45,7 +46,8 @@ def main() -> None:
 @main.command()
 @click.option("--a", "lattice", type=float, default=A_EXPERIMENT, show_default=True,
               help="Lattice parameter of the conventional cell (A).")
-@click.option("--supercell", type=int, default=1, show_default=True, help="n for an n x n x n cell.")
+@click.option("--supercell", type=int, default=1, show_default=True,
+              help="n for an n x n x n cell.")
 @click.option("--from", "source", type=click.Path(), default=None,
               help="Any ASE-readable structure instead of the built-in ordered cell.")
 @click.option("--type-map", default=",".join(DEFAULT_TYPE_MAP), show_default=True,
@@ -92,7 +94,8 @@ def models_show(name: str) -> None:
     """The whole card of a model."""
     c = load_card(name)
     click.echo(yaml.safe_dump(c.raw, sort_keys=False).rstrip())
-    click.echo(f"# deploy file: {c.deploy_file} ({'present' if c.deploy_file.is_file() else 'MISSING'})")
+    state = "present" if c.deploy_file.is_file() else "MISSING: run `make install`"
+    click.echo(f"# deploy file: {c.deploy_file} ({state})")
 
 
 @models.command("prepare")
@@ -190,9 +193,10 @@ def _print_diffusion(edir: Path, window: tuple[float, float]) -> None:
     from .diffusion import fit_ensemble
     from .runread import read_ensemble
 
-    ens = read_ensemble(edir)
-    summary = (f"seeds: {ens.n_done} used, {ens.n_failed} failed"
-               + (f", {ens.n_missing} missing" if ens.n_missing else ""))
+    ens = read_ensemble(edir, load_positions=False)
+    c = ens.counts()
+    summary = f"seeds: {c['done']} used, {c['failed']} failed" + "".join(
+        f", {c[k]} {k}" for k in ("missing", "corrupt", "excluded") if c[k])
     if ens.n_done == 0:
         raise click.ClickException(f"no finished seed in {edir} ({summary}); see the seeds' "
                                    "manifest.json for the reasons")
@@ -200,18 +204,16 @@ def _print_diffusion(edir: Path, window: tuple[float, float]) -> None:
     click.echo(summary)
     for w in res.warnings:
         click.echo(f"warning: {w}")
-    err = (f" +- {res.stderr_cm2s:.2e} (1 s.e.), 95% CI [{res.ci95_cm2s[0]:.2e}, "
-           f"{res.ci95_cm2s[1]:.2e}]" if res.n_seeds > 1 else " (1 seed: no error bar)")
+    if res.n_seeds > 1:
+        lo, hi = res.ci95_cm2s
+        err = f" +- {res.stderr_cm2s:.2e} (1 s.e. over seeds), 95% CI [{lo:.2e}, {hi:.2e}]"
+    else:
+        err = " (1 seed: no error bar)"
     click.echo(f"D(Li) = {res.D_cm2s:.3e} cm^2/s{err}  [fit {window[0]:g}-{window[1]:g} ps]")
 
 
-def _register_analysis() -> None:
-    try:
-        from .analysis_cli import COMMANDS
-    except ImportError:  # analysis commands need matplotlib; the core CLI does not
-        return
-    for cmd in COMMANDS:
-        main.add_command(cmd)
+for _cmd in ANALYSIS_COMMANDS:
+    main.add_command(_cmd)
 
-
-_register_analysis()
+if __name__ == "__main__":
+    main()

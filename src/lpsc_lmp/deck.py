@@ -1,7 +1,8 @@
 """LAMMPS input decks rendered from Jinja templates in ``templates/``.
 
-Templates are read at every render, so an edited template takes effect on the next run. Undefined
-variables are errors (StrictUndefined). ``--templates DIR`` (or LPSC_LMP_TEMPLATES) points at a copy.
+Templates are read at every render, so an edited template takes effect on the next run.
+Undefined variables are errors (StrictUndefined). ``--templates DIR`` (or LPSC_LMP_TEMPLATES)
+points at a copy.
 """
 
 from __future__ import annotations

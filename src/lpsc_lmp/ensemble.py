@@ -16,14 +16,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ase import Atoms
+
 from .deck import DEFAULT_TEMPLATE, Deck, render_deck
 from .paths import env_python, runs_dir, thread_env
 from .registry import ModelCard, load_card, sha256_file
+from .runner import write_json_atomic
 from .structure import A_EXPERIMENT, build_lpsc, check_structure, read_structure, write_lammps_data
 
 #: The paper's fit window, 15-65 ps of a 70 ps run.
@@ -168,45 +172,43 @@ def prepare(s: EnsembleSettings) -> tuple[Path, ModelCard, dict[str, Any]]:
     edir = ensemble_dir(s)
     # Render one deck first so template errors surface before anything is written.
     probe = render_for_seed(s, card, edir / "structure.data", 1)
-    staging = edir.parent / f".{edir.name}.staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    try:
-        struct_sha = write_lammps_data(atoms, staging / "structure.data", card.type_map)
-    finally:
-        pass
-    info = {
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "structure.data"
+        struct_sha = write_lammps_data(atoms, staged, card.type_map)
+        info = _ensemble_info(s, card, model_file, atoms, struct_sha, probe)
+        old_path = edir / "ensemble.json"
+        if old_path.is_file():
+            old = json.loads(old_path.read_text())
+            diff = [k for k in PHYSICS_KEYS if old.get(k) != info.get(k)]
+            if diff:
+                shown = ", ".join(f"{k}: {old.get(k)} -> {info.get(k)}" for k in diff[:3])
+                raise EnsembleError(f"{edir} holds an ensemble with other settings ({shown}); "
+                                    "pass --tag NAME for a new directory or remove the old one")
+            return edir, card, old
+        edir.mkdir(parents=True, exist_ok=True)
+        shutil.move(staged, edir / "structure.data")
+    write_json_atomic(old_path, info)
+    return edir, card, info
+
+
+def _ensemble_info(s: EnsembleSettings, card: ModelCard, model_file: Path, atoms: Atoms,
+                   struct_sha: str, probe: Deck) -> dict[str, Any]:
+    """The content of ensemble.json."""
+    return {
         "format": 1, "model": card.name, "architecture": card.architecture,
         "reference": card.reference, "route": card.route, "env": card.env,
         "model_file": str(model_file), "model_sha256": sha256_file(model_file),
         "temperature_K": s.temperature_K, "time_ps": s.time_ps, "timestep_fs": s.timestep_fs,
-        "supercell": s.supercell, "lattice_A": s.lattice_A if not s.structure else None,
+        "supercell": s.supercell, "lattice_A": None if s.structure else s.lattice_A,
         "structure_source": s.structure or "lpsc_lmp.structure.build_lpsc",
         "structure_sha256": struct_sha, "thermostat": s.thermostat, "tdamp_fs": s.tdamp_fs,
         "msd_every_steps": s.msd_every_steps, "pos_every_steps": s.pos_every_steps,
-        "thermo_every_steps": s.thermo_every_steps, "n_li": atoms.get_chemical_symbols().count(
-            "Li"), "n_atoms": len(atoms), "volume_A3": float(atoms.get_volume()),
-        "type_map": list(card.type_map), "template": s.template,
-        "template_dir": str(probe.template_dir), "template_sha256": probe.template_sha256,
-        "fit_window_ps": list(s.window()),
+        "thermo_every_steps": s.thermo_every_steps,
+        "n_li": atoms.get_chemical_symbols().count("Li"), "n_atoms": len(atoms),
+        "volume_A3": float(atoms.get_volume()), "type_map": list(card.type_map),
+        "template": s.template, "template_dir": str(probe.template_dir),
+        "template_sha256": probe.template_sha256, "fit_window_ps": list(s.window()),
     }
-    old_path = edir / "ensemble.json"
-    if old_path.is_file():
-        old = json.loads(old_path.read_text())
-        diff = [k for k in PHYSICS_KEYS if old.get(k) != info.get(k)]
-        if diff:
-            shutil.rmtree(staging)
-            shown = ", ".join(f"{k}: {old.get(k)} -> {info.get(k)}" for k in diff[:3])
-            raise EnsembleError(f"{edir} holds an ensemble with other settings ({shown}); "
-                                "pass --tag NAME for a new directory or remove the old one")
-        shutil.rmtree(staging)
-        return edir, card, old
-    edir.mkdir(parents=True, exist_ok=True)
-    (staging / "structure.data").replace(edir / "structure.data")
-    from .runner import write_json_atomic
-
-    write_json_atomic(old_path, info)
-    shutil.rmtree(staging)
-    return edir, card, info
 
 
 def seed_meta(info: dict[str, Any], s: EnsembleSettings, deck: Deck) -> dict[str, Any]:
@@ -298,8 +300,6 @@ def run_ensemble(s: EnsembleSettings, echo=print) -> Path:
 
 def _record_dead_worker(edir: Path, seeds: list[int], rc: int) -> None:
     """Seeds of a worker that died without writing their manifest are recorded as failed."""
-    from .runner import write_json_atomic
-
     for seed in seeds:
         sdir = edir / "seeds" / f"seed_{seed:06d}"
         if seed_status(sdir) == "todo":

@@ -31,7 +31,7 @@ def runs_dir() -> Path:
 
 
 def env_python(env: str) -> Path:
-    """The interpreter of the project environment ``env`` (e.g. ``dp``), made by ``make install``."""
+    """The interpreter of the project environment ``env`` (e.g. ``dp``), made by make install."""
     return project_root() / ".venv" / env / "bin" / "python"
 
 

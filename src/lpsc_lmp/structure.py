@@ -159,8 +159,8 @@ def build_lpsc(a: float = A_EXPERIMENT, supercell: int = 1) -> Atoms:
     return atoms
 
 
-def sort_atoms(atoms: Atoms, type_map: tuple[str, ...] | list[str]) -> Atoms:
-    """Atoms reordered by the position of their element in ``type_map``, then by position."""
+def sort_order(atoms: Atoms, type_map: tuple[str, ...] | list[str]) -> list[int]:
+    """Indices that order atoms by their element's place in ``type_map``, then by position."""
     order = {s: i for i, s in enumerate(type_map)}
     missing = sorted(set(atoms.get_chemical_symbols()) - set(order))
     if missing:
@@ -168,9 +168,13 @@ def sort_atoms(atoms: Atoms, type_map: tuple[str, ...] | list[str]) -> Atoms:
             f"elements {missing} are not in the type map {list(type_map)}; "
             "use a model whose type map contains them")
     frac = atoms.get_scaled_positions(wrap=True).round(8)
-    keys = [(order[s], *f) for s, f in zip(atoms.get_chemical_symbols(), frac)]
-    idx = sorted(range(len(atoms)), key=lambda i: keys[i])
-    return atoms[idx]
+    keys = [(order[s], *f) for s, f in zip(atoms.get_chemical_symbols(), frac, strict=False)]
+    return sorted(range(len(atoms)), key=lambda i: keys[i])
+
+
+def sort_atoms(atoms: Atoms, type_map: tuple[str, ...] | list[str]) -> Atoms:
+    """Atoms reordered by the position of their element in ``type_map``, then by position."""
+    return atoms[sort_order(atoms, type_map)]
 
 
 def min_distance(atoms: Atoms) -> float:

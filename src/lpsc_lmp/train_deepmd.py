@@ -60,7 +60,7 @@ def evaluate_dp(model: Path, extxyz: Path, type_map: list[str]) -> dict[str, flo
 def train(dataset: Path, workdir: Path, type_map: list[str], steps: int, rcut_A: float = 6.0,
           sel: list[int] | None = None, seed: int = 1, templates: Path | None = None
           ) -> dict[str, Any]:
-    """Train and freeze; return paths and timings. ``dataset`` holds train.extxyz, test.extxyz."""
+    """Train and freeze; return paths and timings. ``dataset`` holds {train,test}.extxyz."""
     workdir, dataset = workdir.resolve(), dataset.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     n_train = to_deepmd_npy(dataset / "train.extxyz", workdir / "train", type_map)
@@ -83,6 +83,6 @@ def train(dataset: Path, workdir: Path, type_map: list[str], steps: int, rcut_A:
 def compress(frozen: Path, out: Path) -> None:
     """``dp --pt compress`` (tabulated embedding; about 2x faster MD), written atomically."""
     tmp = out.with_name(out.stem + ".tmp.pth")
-    subprocess.run([dp_command(), "--pt", "compress", "-i", str(frozen), "-o", str(tmp)], check=True,
-                   cwd=out.parent, stdout=subprocess.DEVNULL)
+    cmd = [dp_command(), "--pt", "compress", "-i", str(frozen), "-o", str(tmp)]
+    subprocess.run(cmd, check=True, cwd=out.parent, stdout=subprocess.DEVNULL)
     tmp.replace(out)
