@@ -3,11 +3,15 @@ PY ?= python3
 VENV := .venv
 DP := $(VENV)/dp/bin
 LABEL := $(VENV)/label/bin
+MACE := $(VENV)/mace/bin
+NEQUIP := $(VENV)/nequip/bin
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test test-all lint models default-model bench run clean-runs
+.PHONY: install test test-all lint models default-model retrain bench run clean-runs \
+	sweep report status bench-throughput
 
-install: $(VENV)/dp/.installed $(VENV)/label/.installed models
+install: $(VENV)/dp/.installed $(VENV)/label/.installed $(VENV)/mace/.installed \
+         $(VENV)/nequip/.installed models
 
 $(VENV)/dp/.installed: envs/dp.txt pyproject.toml
 	$(PY) -m venv $(VENV)/dp
@@ -21,8 +25,23 @@ $(VENV)/label/.installed: envs/label.txt pyproject.toml
 	$(LABEL)/pip install --quiet -e .
 	touch $@
 
+# MACE (mace-torch pins e3nn 0.4.4) and NequIP/Allegro (e3nn >= 0.6) cannot share an env.
+# lpsc-lmp itself goes in with its light dependencies (models run there through
+# `python -m lpsc_lmp.worker`, route python-callback). About 4 min each (torch from a local wheel).
+$(VENV)/mace/.installed: envs/mace.txt pyproject.toml
+	$(PY) -m venv $(VENV)/mace
+	$(MACE)/pip install --quiet -r envs/mace.txt
+	$(MACE)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/nequip/.installed: envs/nequip.txt pyproject.toml
+	$(PY) -m venv $(VENV)/nequip
+	$(NEQUIP)/pip install --quiet -r envs/nequip.txt
+	$(NEQUIP)/pip install --quiet -e .
+	touch $@
+
 # Derive deployable files (e.g. compressed DeePMD models) from the committed frozen models.
-models: $(VENV)/dp/.installed
+models: $(VENV)/dp/.installed $(VENV)/nequip/.installed
 	$(DP)/lpsc-lmp models prepare
 
 test: install
@@ -38,12 +57,40 @@ lint: $(VENV)/dp/.installed
 default-model: install
 	bash scripts/default_model/make.sh
 
+# Retrain every bundled model from its committed dataset (replaces potentials/<name>/;
+# dp-7net: about 40 min on 2 cores). See docs/data.md.
+retrain: install
+	OMP_NUM_THREADS=2 DP_INTRA_OP_PARALLELISM_THREADS=2 DP_INTER_OP_PARALLELISM_THREADS=1 \
+	  $(DP)/lpsc-lmp train --arch deepmd --dataset lpsc-7net --name dp-7net --reference 7net \
+	  --force --steps 20000
+
 bench: install
 	$(DP)/python bench/bench_md_speed.py
 
 # The main job: an ensemble on the bundled default model.
 run: install
 	$(DP)/lpsc-lmp ensemble --model dp-7net --T 1000 --seeds 8 --time 10 --workers 2
+
+# The paper's study: every (model, T) ensemble from one seed queue (resumable; see README).
+MODELS ?= dp-7net
+TEMPS ?= 700 800 900 1000 1100 1200
+SEEDS ?= 300
+TIME ?= 70
+WORKERS ?=
+SWEEP_ARGS ?=
+sweep: install
+	$(DP)/lpsc-lmp sweep --models "$(MODELS)" --temps "$(TEMPS)" --seeds $(SEEDS) \
+	  --time $(TIME) $(if $(WORKERS),--workers $(WORKERS)) $(SWEEP_ARGS)
+
+# Analysis of every finished ensemble under runs/ (report.md + figures).
+report: install
+	$(DP)/lpsc-lmp report
+
+status: install
+	$(DP)/lpsc-lmp status
+
+bench-throughput: install
+	nice -n 19 $(DP)/python bench/bench_throughput.py
 
 clean-runs:
 	rm -rf runs

@@ -106,9 +106,16 @@ def test_kill_and_resume_gives_identical_seeds(finished, tmp_path):
     assert not list(edir.rglob("*.tmp*"))
 
 
-def test_crashing_seed_is_recorded_and_counted(tmp_path):
-    """A deck that kicks the Li atoms away fails; the seed is recorded with its reason, counted,
-    and a rerun does not redo it (unless --retry-failed)."""
+@pytest.mark.parametrize("inject,reason", [
+    # a LAMMPS error in the middle of the run (division by zero at step 250)
+    ("variable bad equal 1.0/(step-250)\nfix kick li addforce v_bad 0.0 0.0",
+     "Variable bad: Divide by 0"),
+    # Li shot out at 20 A/fs: Nose-Hoover then freezes the whole cell
+    ("velocity li set 0.0 0.0 2.0e4 sum yes units box", "thermostat lost control"),
+])
+def test_crashing_seed_is_recorded_and_counted(tmp_path, inject, reason):
+    """A seed whose MD goes wrong is recorded as failed with its reason, counted, and not
+    rerun once its retries are spent."""
     import shutil
 
     from lpsc_lmp.paths import templates_dir
@@ -116,17 +123,19 @@ def test_crashing_seed_is_recorded_and_counted(tmp_path):
     tpl = tmp_path / "tpl"
     shutil.copytree(templates_dir(), tpl)
     deck = tpl / "nvt.lmp.j2"
-    deck.write_text(deck.read_text().replace(
-        "# Li MSD from t = 0", "fix kick li addforce 0.0 0.0 1.0e4\n# Li MSD from t = 0"))
+    marker = "# Li MSD from t = 0"
+    deck.write_text(deck.read_text().replace(marker, f"{inject}\n{marker}"))
     cmd = [*LPSC, "ensemble", *SHORT, "--seeds", "2", "--workers", "2", "--templates", str(tpl),
            "--runs", str(tmp_path / "runs")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 1
+    assert out.returncode == 1, out.stdout
     assert "no finished seed" in out.stderr and "2 failed" in out.stderr
     edir = tmp_path / "runs" / "dp-7net" / "T1000K"
     for seed in (1, 2):
         m = json.loads((seed_dir(edir, seed) / "manifest.json").read_text())
-        assert m["status"] == "failed" and m["reason"]
+        assert m["status"] == "failed" and reason in m["reason"], m["reason"]
         assert not (seed_dir(edir, seed) / "result.npz").exists()
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # retries (default --max-retries 1) are tested in test_sweep; without them nothing reruns
+    again = subprocess.run([*cmd, "--max-retries", "0"], capture_output=True, text=True,
+                           timeout=300)
     assert "0 done, 2 failed, 0 to run" in again.stdout

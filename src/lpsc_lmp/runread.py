@@ -69,54 +69,53 @@ def _seed_number(seed_dir: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def classify_seed(seed_dir: Path, verify: bool = True) -> tuple[str, str | None]:
+    """State of one seed directory: ``("done", None)``, ``("failed", reason)``,
+    ``("missing", None)`` (no manifest: never finished) or ``("corrupt", reason)``."""
+    man_path = seed_dir / "manifest.json"
+    if not man_path.is_file():
+        return "missing", None
+    try:
+        man = json.loads(man_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return "corrupt", f"unreadable manifest: {exc}"
+    status = man.get("status")
+    if status == "failed":
+        return "failed", str(man.get("reason", "no reason given"))
+    if status != "done":
+        return "corrupt", f"unknown status {status!r}"
+    npz = seed_dir / "result.npz"
+    if not npz.is_file():
+        return "corrupt", "manifest says done but result.npz is missing"
+    if verify:
+        expected = man.get("result_sha256")
+        if not expected:
+            return "corrupt", "manifest has no result_sha256"
+        if sha256_file(npz) != expected:
+            return "corrupt", "result.npz sha256 does not match the manifest"
+    return "done", None
+
+
 def scan_seeds(ensemble_dir: Path, verify: bool = True) -> tuple[SeedStatus, dict[int, Path]]:
     """Classify every ``seeds/seed_NNNNNN`` directory; return status and done seeds' npz paths."""
     seeds_dir = Path(ensemble_dir) / "seeds"
-    done: list[int] = []
-    failed: dict[int, str] = {}
-    missing: list[int] = []
-    corrupt: dict[int, str] = {}
-    paths: dict[int, Path] = {}
+    found: dict[str, dict[int, str | None]] = {"done": {}, "failed": {}, "missing": {},
+                                               "corrupt": {}}
     if not seeds_dir.is_dir():
         return SeedStatus((), {}, (), {}), {}
+    dirs: dict[int, Path] = {}
     for d in sorted(seeds_dir.iterdir()):
         num = _seed_number(d)
         if num is None or not d.is_dir():
             continue
-        man_path = d / "manifest.json"
-        if not man_path.is_file():
-            missing.append(num)
-            continue
-        try:
-            man = json.loads(man_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            corrupt[num] = f"unreadable manifest: {exc}"
-            continue
-        status = man.get("status")
-        if status == "failed":
-            failed[num] = str(man.get("reason", "no reason given"))
-            continue
-        if status != "done":
-            corrupt[num] = f"unknown status {status!r}"
-            continue
-        npz = d / "result.npz"
-        if not npz.is_file():
-            corrupt[num] = "manifest says done but result.npz is missing"
-            continue
-        if verify:
-            expected = man.get("result_sha256")
-            if not expected:
-                corrupt[num] = "manifest has no result_sha256"
-                continue
-            if sha256_file(npz) != expected:
-                corrupt[num] = "result.npz sha256 does not match the manifest"
-                continue
-        done.append(num)
-        paths[num] = npz
+        state, reason = classify_seed(d, verify)
+        found[state][num] = reason
+        dirs[num] = d
     status_obj = SeedStatus(
-        tuple(sorted(done)), dict(sorted(failed.items())), tuple(sorted(missing)),
-        dict(sorted(corrupt.items())),
+        tuple(sorted(found["done"])), {k: str(v) for k, v in sorted(found["failed"].items())},
+        tuple(sorted(found["missing"])), {k: str(v) for k, v in sorted(found["corrupt"].items())},
     )
+    paths = {num: dirs[num] / "result.npz" for num in status_obj.done}
     return status_obj, paths
 
 

