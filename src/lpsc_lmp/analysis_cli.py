@@ -170,7 +170,7 @@ def _print_summary(s: dict[str, Any]) -> None:
                f"{c['corrupt']} corrupt, {c['excluded']} excluded")
     click.echo(f"  D = {_fmt(d['D_cm2s'])} +- {_fmt(d['stderr_cm2s'])} cm^2/s (1 sigma, seeds), "
                f"95% CI [{_fmt(d['ci95_cm2s'][0])}, {_fmt(d['ci95_cm2s'][1])}]; "
-               f"window {d['window_ps'][0]:g}-{d['window_ps'][1]:g} ps")
+               f"window {d['window_ps'][0]:.3g}-{d['window_ps'][1]:.3g} ps")
     click.echo(f"  window: alpha = {_fmt(d['alpha_window'], '.3f')}, "
                f"relative error {_fmt(100 * d['rel_stderr'], '.2f')} %")
     if "conductivity_NE_HR1_mScm" in s:
@@ -370,7 +370,7 @@ def report(runs: Path, potentials: Path, out: Path, T_eval: float, n_boot: int) 
             lines.append(
                 f"| {mdir.name} | {T:g} | {c['done']}/{c['failed']}/{c['missing']} | "
                 f"{_fmt(r.D_cm2s)} | {_fmt(r.stderr_cm2s, '.2e')} | [{_fmt(r.ci95_cm2s[0])}, "
-                f"{_fmt(r.ci95_cm2s[1])}] | {r.window_ps[0]:g}-{r.window_ps[1]:g} | "
+                f"{_fmt(r.ci95_cm2s[1])}] | {r.window_ps[0]:.3g}-{r.window_ps[1]:.3g} | "
                 f"{'; '.join(r.warnings) or '-'} |")
         if fit is not None:
             fits[mdir.name] = fit

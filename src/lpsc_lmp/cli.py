@@ -10,9 +10,12 @@ import yaml
 
 from . import __version__
 from .analysis_cli import COMMANDS as ANALYSIS_COMMANDS
+from .data_cli import DATA_COMMANDS
 from .deck import DeckError
 from .ensemble import EnsembleError, EnsembleSettings, ensemble_dir, prepare_structure
+from .models_add import models_add
 from .registry import RegistryError, list_models, load_card
+from .status import STATUS_COMMANDS
 from .structure import (
     A_EXPERIMENT,
     DEFAULT_TYPE_MAP,
@@ -22,6 +25,7 @@ from .structure import (
     read_structure,
     write_lammps_data,
 )
+from .sweep import SWEEP_COMMANDS
 
 USER_ERRORS = (DeckError, EnsembleError, RegistryError, StructureError)
 
@@ -217,22 +221,12 @@ def _print_diffusion(edir: Path, window: tuple[float, float]) -> None:
         err = f" +- {res.stderr_cm2s:.2e} (1 s.e. over seeds), 95% CI [{lo:.2e}, {hi:.2e}]"
     else:
         err = " (1 seed: no error bar)"
-    click.echo(f"D(Li) = {res.D_cm2s:.3e} cm^2/s{err}  [fit {window[0]:g}-{window[1]:g} ps]")
+    click.echo(f"D(Li) = {res.D_cm2s:.3e} cm^2/s{err}  [fit {window[0]:.3g}-{window[1]:.3g} ps]")
 
 
-for _cmd in ANALYSIS_COMMANDS:
+for _cmd in [*ANALYSIS_COMMANDS, *DATA_COMMANDS, *SWEEP_COMMANDS, *STATUS_COMMANDS]:
     main.add_command(_cmd)
-
-from .data_cli import DATA_COMMANDS  # noqa: E402
-
-for _cmd in DATA_COMMANDS:
-    main.add_command(_cmd)
-
-from .status import STATUS_COMMANDS  # noqa: E402
-from .sweep import SWEEP_COMMANDS  # noqa: E402
-
-for _cmd in [*SWEEP_COMMANDS, *STATUS_COMMANDS]:
-    main.add_command(_cmd)
+models.add_command(models_add)
 
 if __name__ == "__main__":
     main()

@@ -11,8 +11,10 @@ running the architecture's own export tool in that architecture's environment:
 - mace: ``.model`` (converted to float64) -> ``model.model``; env mace, route python-callback.
 
 The file is loaded in that environment first; a file that is not of the claimed architecture is
-refused with a one-line error. The type map and cutoff come from the model itself. The model
-folder is assembled in a hidden staging folder and renamed into place at the end.
+refused with a one-line error (a NequIP-framework checkpoint says whether it is NequIP or Allegro;
+a package or compiled file is accepted for either). The type map and cutoff come from the model
+itself. The model folder is assembled in a hidden staging folder and renamed into place at the
+end.
 
 The in-environment half is ``python -m lpsc_lmp.models_add ARCH FILE OUTDIR`` (prints JSON).
 """
@@ -99,11 +101,13 @@ def _nequip_arch_of(src: Path) -> str | None:
         ck = torch.load(str(src), map_location="cpu", weights_only=False)
     except Exception:  # noqa: BLE001
         return None
-    text = json.dumps(ck.get("hyper_parameters", {}) if isinstance(ck, dict) else {},
-                      default=str)
-    if "allegro" in text.lower():
+    hp = ck.get("hyper_parameters", {}) if isinstance(ck, dict) else {}
+    model = hp.get("model", {}) if isinstance(hp, dict) else {}
+    target = json.dumps(model.get("_target_", "") if isinstance(model, dict) else "",
+                        default=str).lower()
+    if "allegro" in target:
         return "allegro"
-    if "nequip.model" in text:
+    if "nequip" in target:
         return "nequip"
     return None
 

@@ -54,7 +54,7 @@ def plot_msd_fan(
     tf = np.linspace(w0, w1, 50)
     slope = result.D_A2ps * 2 * result.dim
     ax.plot(tf, result.intercept_A2 + slope * tf, color="tab:red", lw=1.5, ls="--",
-            label=f"fit {w0:g}-{w1:g} ps: D = {result.D_cm2s:.3g} cm$^2$/s")
+            label=f"fit {w0:.3g}-{w1:.3g} ps: D = {result.D_cm2s:.3g} cm$^2$/s")
     ax.axvspan(w0, w1, color="0.9", zorder=0)
     ax.set_xlabel("t (ps)")
     ax.set_ylabel(r"Li MSD ($\AA^2$)")
