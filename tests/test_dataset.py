@@ -21,7 +21,7 @@ from lpsc_lmp.dataset import (
     split_indices,
 )
 
-FIX = Path("/work/shared/fixtures/abacus")
+FIX = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "abacus"
 SCF, MD = FIX / "abacus.scf", FIX / "abacus.md"
 needs_fixtures = pytest.mark.skipif(not FIX.is_dir(), reason="ABACUS fixtures not present")
 
