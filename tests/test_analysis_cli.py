@@ -159,6 +159,22 @@ def test_arrhenius_command(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "no ensembles" in r.output
 
 
+def test_arrhenius_says_which_temperatures_it_left_out(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _arrhenius_runs(runs, "dp-pbe", 0.25, 5.0, [700.0, 900.0, 1100.0], 10)
+    make_ensemble(runs, "dp-pbe", 1300.0, 0.5, n_seeds=1)  # one seed: no error bar
+    r = CliRunner().invoke(analysis_cli.arrhenius, ["--model", "dp-pbe", "--runs", str(runs),
+                                                    "--n-boot", "100"])
+    assert r.exit_code == 0, r.output
+    assert "left out of the fit: T = 1300 K (no error bar (1 seed)" in r.output
+    out = json.loads((runs / "dp-pbe" / "arrhenius.json").read_text())
+    assert out["fit"]["T_K"] == [700.0, 900.0, 1100.0]
+    r = CliRunner().invoke(analysis_cli.report, ["--runs", str(runs), "--out",
+                                                 str(tmp_path / "r.md")])
+    assert r.exit_code == 0, r.output
+    assert "T = 1300 K: left out of the Arrhenius fit" in (tmp_path / "r.md").read_text()
+
+
 def test_compare_and_report(tmp_path: Path) -> None:
     runs, pots = tmp_path / "runs", tmp_path / "potentials"
     specs = {"dp-pbe": ("deepmd", "PBE", 0.10), "dp-hse": ("deepmd", "HSE", 0.07),

@@ -210,6 +210,17 @@ def analyze(run: Path, window: tuple[float, float] | None, n_boot: int, no_posit
                + ("" if no_figures else ", figures"))
 
 
+def left_out_of_fit(rows: list[tuple[float, DiffusionResult, EnsembleData]]) -> dict[float, str]:
+    """Temperatures an Arrhenius fit cannot use, with the reason (never dropped silently)."""
+    out = {}
+    for T, r, _ in rows:
+        if not r.D_cm2s > 0:
+            out[T] = f"D = {r.D_cm2s:.3g} cm^2/s is not positive"
+        elif not math.isfinite(r.stderr_cm2s):
+            out[T] = f"no error bar ({r.n_seeds} seed); run >= 2 seeds"
+    return out
+
+
 def _model_fit(
     runs: Path, model: str, tag: str | None, n_boot: int
 ) -> tuple[list[tuple[float, DiffusionResult, EnsembleData]], ArrheniusFit | None]:
@@ -220,7 +231,8 @@ def _model_fit(
     for T, path in ens:
         data, res = _fit(path, n_boot, None, load_positions=False)
         rows.append((T, res, data))
-    usable = [(T, r) for T, r, _ in rows if r.D_cm2s > 0 and math.isfinite(r.stderr_cm2s)]
+    left_out = left_out_of_fit(rows)
+    usable = [(T, r) for T, r, _ in rows if T not in left_out]
     fit = None
     if len(usable) >= 2:
         fit = fit_arrhenius([u[0] for u in usable], [u[1].D_cm2s for u in usable],
@@ -245,6 +257,8 @@ def arrhenius(model: str, runs: Path, tag: str | None, T_eval: float, haven: flo
     for T, r, _ in rows:
         click.echo(f"{'':{len(model) + 1}} {T:8.1f} {_fmt(r.D_cm2s):>12} "
                    f"{_fmt(r.stderr_cm2s, '.2e'):>10} {r.n_seeds:6d}")
+    for T, why in left_out_of_fit(rows).items():
+        click.echo(f"  left out of the fit: T = {T:g} K ({why})")
     if fit is None:
         raise click.ClickException(
             f"{model}: need >= 2 temperatures with D > 0 and an error (>= 2 seeds); run more T")
@@ -359,6 +373,7 @@ def report(runs: Path, potentials: Path, out: Path, T_eval: float, n_boot: int) 
              "window (ps) | warnings |", "|---|---|---|---|---|---|---|---|"]
     fits: dict[str, ArrheniusFit] = {}
     arr_rows = []
+    notes: list[str] = []
     temps: set[float] = set()
     for mdir in sorted(p for p in runs.iterdir() if p.is_dir()):
         if not find_ensembles(runs, mdir.name):
@@ -372,12 +387,14 @@ def report(runs: Path, potentials: Path, out: Path, T_eval: float, n_boot: int) 
                 f"{_fmt(r.D_cm2s)} | {_fmt(r.stderr_cm2s, '.2e')} | [{_fmt(r.ci95_cm2s[0])}, "
                 f"{_fmt(r.ci95_cm2s[1])}] | {r.window_ps[0]:.3g}-{r.window_ps[1]:.3g} | "
                 f"{'; '.join(r.warnings) or '-'} |")
+        for T, why in left_out_of_fit(rows).items():
+            notes.append(f"- {mdir.name}, T = {T:g} K: left out of the Arrhenius fit ({why})")
         if fit is not None:
             fits[mdir.name] = fit
             arr_rows.append(_arrhenius_summary(mdir.name, fit, rows, T_eval, 1.0))
     if len(lines) == 8:
         raise click.ClickException(f"no ensembles under {runs}/<model>/T*K; run some first")
-    lines += ["", "## Arrhenius fits", ""]
+    lines += ["", "## Arrhenius fits", "", *notes, *([""] if notes else [])]
     if fits:
         from . import plots
 
