@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +69,7 @@ class EnsembleSettings:
     max_retries: int = 1           # retries of a failed seed (policy: lpsc_lmp.sweep)
     gpus: str = "auto"             # auto | none | 0,1 (one GPU per worker, round robin)
     workers_per_gpu: int = 1
+    batch: int = 0                 # >0: seeds per worker run in lock step (lpsc_lmp.batched)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -111,6 +111,8 @@ class EnsembleSettings:
                                 "pass e.g. --supercell 2")
         if self.workers < 1 or self.threads < 1:
             raise EnsembleError("--workers and --threads must be >= 1")
+        if self.batch < 0:
+            raise EnsembleError(f"--batch must be >= 1 (or 0 for off), got {self.batch}")
 
 
 def ensemble_dir(s: EnsembleSettings) -> Path:
@@ -232,27 +234,12 @@ def _worker_env(threads: int, python: str | None = None) -> dict[str, str]:
 
 
 def worker_python(card: ModelCard) -> str:
-    """The interpreter of the model's environment (this one if it is that environment)."""
+    """The interpreter of the model's environment (``.venv/<env>/bin/python``)."""
     exe = env_python(card.env)
     if exe.exists():
         return str(exe)
-    if os.environ.get("LPSC_LMP_ANY_ENV"):
-        return sys.executable
     raise EnsembleError(f"environment '{card.env}' for model '{card.name}' is missing ({exe}); "
                         "run `make install`")
-
-
-def pending_seeds(edir: Path, n: int, retry_failed: bool) -> tuple[list[int], dict[str, int]]:
-    counts = {"done": 0, "failed": 0, "todo": 0}
-    todo = []
-    for seed in range(1, n + 1):
-        st = seed_status(edir / "seeds" / f"seed_{seed:06d}")
-        if st == "failed" and retry_failed:
-            st = "todo"
-        counts[st] += 1
-        if st == "todo":
-            todo.append(seed)
-    return todo, counts
 
 
 def run_ensemble(s: EnsembleSettings, echo=print) -> Path:
@@ -264,19 +251,3 @@ def run_ensemble(s: EnsembleSettings, echo=print) -> Path:
     from .sweep import run_sweep
 
     return run_sweep([s], echo=echo)[0]
-
-
-def _record_dead_worker(edir: Path, seeds: list[int], rc: int) -> None:
-    """Seeds of a worker that died without writing their manifest are recorded as failed."""
-    for seed in seeds:
-        sdir = edir / "seeds" / f"seed_{seed:06d}"
-        if seed_status(sdir) == "todo":
-            shutil.rmtree(sdir, ignore_errors=True)
-            sdir.mkdir(parents=True)
-            write_json_atomic(sdir / "manifest.json", {
-                "format": 1, "seed": seed, "status": "failed",
-                "reason": f"worker process exited with code {rc} before finishing this seed"})
-
-
-def settings_dict(s: EnsembleSettings) -> dict[str, Any]:
-    return asdict(s)
