@@ -23,6 +23,7 @@ from .compare import DeltaResult, delta_nn, delta_xc, load_cards
 from .conductivity import haven_ratio_from_seeds, nernst_einstein_mScm
 from .convergence import convergence_analysis, seeds_needed
 from .diffusion import DiffusionResult, default_window, fit_ensemble
+from .paths import potentials_dir, runs_dir
 from .runread import EnsembleData, find_ensembles, read_ensemble
 
 __all__ = ["COMMANDS", "analyze", "analyze_ensemble", "arrhenius", "compare", "report"]
@@ -242,7 +243,8 @@ def _model_fit(
 
 @click.command("arrhenius")
 @click.option("--model", required=True, help="Model name (directory under --runs).")
-@click.option("--runs", "runs", default="runs", show_default=True, type=click.Path(path_type=Path))
+@click.option("--runs", "runs", default=lambda: str(runs_dir()),
+              show_default="runs/ of the project", type=click.Path(path_type=Path))
 @click.option("--tag", default=None, help="Only ensembles T<T>K-<tag> (default: untagged).")
 @click.option("--at", "T_eval", default=300.0, show_default=True, help="Temperature (K) to "
               "extrapolate D and sigma to.")
@@ -322,8 +324,10 @@ def _compare_at(runs: Path, potentials: Path, T: float, tag: str | None, n_boot:
 
 
 @click.command("compare")
-@click.option("--runs", "runs", default="runs", show_default=True, type=click.Path(path_type=Path))
-@click.option("--potentials", default="potentials", show_default=True,
+@click.option("--runs", "runs", default=lambda: str(runs_dir()),
+              show_default="runs/ of the project", type=click.Path(path_type=Path))
+@click.option("--potentials", default=lambda: str(potentials_dir()),
+              show_default="potentials/ of the project",
               type=click.Path(path_type=Path), help="Directory with <model>/card.yaml.")
 @click.option("--T", "T", default=700.0, show_default=True, help="Temperature, K.")
 @click.option("--tag", default=None, help="Only ensembles T<T>K-<tag> (default: untagged).")
@@ -352,8 +356,10 @@ def compare(runs: Path, potentials: Path, T: float, tag: str | None, n_boot: int
 
 
 @click.command("report")
-@click.option("--runs", "runs", default="runs", show_default=True, type=click.Path(path_type=Path))
-@click.option("--potentials", default="potentials", show_default=True,
+@click.option("--runs", "runs", default=lambda: str(runs_dir()),
+              show_default="runs/ of the project", type=click.Path(path_type=Path))
+@click.option("--potentials", default=lambda: str(potentials_dir()),
+              show_default="potentials/ of the project",
               type=click.Path(path_type=Path))
 @click.option("--out", "out", default="report.md", show_default=True,
               type=click.Path(path_type=Path))
