@@ -192,12 +192,13 @@ def test_train_refuses_existing_model(trained):
 
 
 @pytest.mark.parametrize("arch", ["nequip", "allegro", "mace"])
-def test_other_architectures_not_installed(arch, tmp_path, monkeypatch):
+def test_other_architectures_need_a_split(arch, tmp_path, monkeypatch):
+    """(Their trainings: tests/test_train_others.py.)"""
     monkeypatch.setenv("LPSC_LMP_POTENTIALS", str(tmp_path / "pot"))
     r = CliRunner().invoke(main, ["train", "--arch", arch, "--dataset", "x", "--name", "m",
                                   "--reference", "PBE", "--data-root", str(tmp_path)])
     assert r.exit_code == 2
-    assert "not installed yet" in r.output and arch in r.output
+    assert "data split x" in r.output
     assert len(r.output.strip().splitlines()[-1]) < 200
     assert not (tmp_path / "pot").exists()
 

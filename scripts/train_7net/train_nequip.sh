@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# Train the bundled NequIP model nequip-7net on data/lpsc-7net with templates/train/nequip-7net.yaml
-# in .venv/nequip, one thread, under nice (about 18 min on 2 shared cores).
-# Then: python scripts/train_7net/finish.py nequip WORK (compile for ASE, errors, card).
+# Retrain the bundled NequIP model nequip-7net on data/lpsc-7net (about 18 min on 2 shared cores).
+# The config that was templates/train/nequip-7net.yaml is now templates/train/nequip.yaml.j2
+# (rendered with the same values by `lpsc-lmp train --arch nequip`, src/lpsc_lmp/train_others.py,
+# which also repairs the EMA checkpoint, packages, compiles and writes the card; `make retrain`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=${1:-$ROOT/scripts/train_7net/work/nequip}
-PY=$ROOT/.venv/nequip/bin
-mkdir -p "$WORK"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-nice -n 19 $PY/nequip-train -cp "$ROOT/templates/train" -cn nequip-7net.yaml \
-  ++data_dir="$ROOT/data/lpsc-7net" hydra.run.dir="$WORK" "${@:2}"
+exec nice -n 19 "$ROOT/.venv/dp/bin/lpsc-lmp" train --arch nequip --dataset lpsc-7net \
+  --name nequip-7net --reference 7net --epochs 60 --max-minutes 18 --seed 456 --force "$@"

@@ -187,12 +187,16 @@ def render(seed: int, **kw) -> None:
               help="auto (nvidia-smi), none, or ids like 0,1: one GPU per worker, round robin.")
 @click.option("--workers-per-gpu", type=int, default=1, show_default=True,
               help="At most this many workers share one GPU.")
+@click.option("--batch", type=int, default=0, show_default=True,
+              help="Seeds per worker advanced in lock step, the model evaluating them in one "
+                   "batched call (python-callback models; 0 = off). See lpsc_lmp.batched.")
 def ensemble(**kw) -> None:
     """Run N independent NVT trajectories and print the Li diffusion coefficient."""
     from .ensemble import run_ensemble
 
     s = _settings(kw)
     s.max_retries, s.gpus, s.workers_per_gpu = kw["max_retries"], kw["gpus"], kw["workers_per_gpu"]
+    s.batch = kw["batch"]
     try:
         edir = run_ensemble(s, echo=click.echo)
     except KeyboardInterrupt:

@@ -5,7 +5,9 @@ For every model whose card names a dataset (``dataset: <name>``, else the first 
 inference computes energy RMSE per atom (meV/atom) and force RMSE over all Cartesian components
 (eV/A) on ``train.extxyz`` and ``test.extxyz``. DeePMD models: ``train_deepmd.evaluate_dp`` on
 the card's frozen model (the file the card's ``errors`` were computed with; the compressed
-deploy file is used only when no frozen file is listed). Outputs: a printed table,
+deploy file is used only when no frozen file is listed). MACE, NequIP, Allegro models: their own
+ASE calculator on the deploy file, in the model's environment
+(``python -m lpsc_lmp.route_checks predict``). Outputs: a printed table,
 ``<out>/<name>.csv`` and ``.json``, and parity plots ``<out>/parity/<model>__<dataset>_{energy,
 force}.png`` (predicted vs reference, train and test).
 """
@@ -142,19 +144,57 @@ def _parity_plots(model: str, dataset: str, pred: dict[str, dict[str, np.ndarray
     return paths
 
 
+#: architectures evaluated by their ASE calculator in the model's environment
+CALLBACK_ARCHS = ("mace", "nequip", "allegro")
+
+
+def predict_in_env(card: ModelCard, files: list[Path]) -> dict[str, dict[str, Any]]:
+    """``route_checks predict`` in the card's environment: per file the reference and predicted
+    energies per atom and force components (arrays) and the RMSEs."""
+    from .route_checks import run_in_env
+
+    card.require_deploy_file()
+    try:
+        res = run_in_env(card.env, ["predict", str(card.directory), *map(str, files)])
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise DatasetError(f"{card.name}: prediction in .venv/{card.env} failed: "
+                           f"{str(exc).strip().splitlines()[-1][:300]}") from None
+    out = {}
+    for f in files:
+        r = res["files"][str(f)]
+        out[str(f)] = {k: (np.asarray(v) if k in ("e_ref", "e_pred", "f_ref", "f_pred") else v)
+                       for k, v in r.items()}
+    return out
+
+
 def evaluate_model(card: ModelCard, dataset: str, root: Path | None = None,
                    plot_dir: Path | None = None) -> EvalRow:
     """Errors of one model on ``<dataset>/{train,test}.extxyz`` (+ parity plots)."""
     from .train_deepmd import evaluate_dp
 
-    if card.architecture != "deepmd":
-        raise DatasetError(f"no evaluator for architecture '{card.architecture}' yet (model "
-                           f"'{card.name}'); only deepmd models can be evaluated")
+    if card.architecture not in ("deepmd", *CALLBACK_ARCHS):
+        raise DatasetError(f"no evaluator for architecture '{card.architecture}' (model "
+                           f"'{card.name}'); supported: deepmd, {', '.join(CALLBACK_ARCHS)}")
     path = resolve_dataset(dataset, root)
     missing = [s for s in SPLITS if not (path / f"{s}.extxyz").is_file()]
     if missing:
         raise DatasetError(f"{path} lacks {', '.join(m + '.extxyz' for m in missing)}; run "
                            f"`lpsc-lmp data split {Path(dataset).name}` first")
+    if card.architecture in CALLBACK_ARCHS:
+        row = EvalRow(card.name, card.architecture, card.reference, dataset,
+                      model_file=str(card.deploy_file))
+        files = [path / f"{s}.extxyz" for s in SPLITS]
+        res = predict_in_env(card, files)
+        pred = {}
+        for split, f in zip(SPLITS, files, strict=True):
+            r = res[str(f)]
+            setattr(row, f"E_{split}_meV_atom", float(r["energy_rmse_meV_atom"]))
+            setattr(row, f"F_{split}_eV_A", float(r["force_rmse_eV_A"]))
+            row.frames[split] = int(r["frames"])
+            pred[split] = r
+        if plot_dir is not None:
+            row.plots = _parity_plots(card.name, dataset, pred, plot_dir)
+        return row
     model_file = _model_file(card)
     tm = list(card.type_map)
     row = EvalRow(card.name, card.architecture, card.reference, dataset,
@@ -211,8 +251,8 @@ def evaluate(models: list[str] | None = None, dataset: str | None = None,
             skipped.append(msg)
             echo(msg)
             continue
-        if card.architecture != "deepmd":
-            msg = f"{n}: no evaluator for architecture '{card.architecture}' yet; skipped"
+        if card.architecture not in ("deepmd", *CALLBACK_ARCHS):
+            msg = f"{n}: no evaluator for architecture '{card.architecture}'; skipped"
             skipped.append(msg)
             echo(msg)
             continue

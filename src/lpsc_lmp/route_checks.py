@@ -8,6 +8,10 @@ start it as a subprocess and read the JSON it prints on its last line).
 - ``nve MODEL [--steps 200 --dt-fs 0.5 --T 600]``: total-energy drift and fluctuation of the same
   NVE trajectory start in LAMMPS (fix nve) and in ASE VelocityVerlet.
 - ``speed MODEL [--supercell 1 --steps 50]``: MD steps/s, LAMMPS route vs ASE VelocityVerlet.
+- ``predict MODEL FILE [FILE ...]``: the ASE calculator's energies per atom and forces on labelled
+  extxyz frames, with the reference ones and the RMSEs (``lpsc-lmp evaluate``, ``train``).
+
+MODEL is a registered name or a model folder (holding ``card.yaml``).
 """
 
 from __future__ import annotations
@@ -102,6 +106,29 @@ def parity(card: ModelCard, index: str = "::15") -> dict[str, Any]:
             "max_dF_eV_A": max(r["dF_eV_A"] for r in rows),
             "max_dS_eV_A3": max(r["dS_eV_A3"] for r in rows),
             "max_dvirial_eV": max(r["dvirial_eV"] for r in rows), "rows": rows}
+
+
+def predict(card: ModelCard, files: list[str]) -> dict[str, Any]:
+    """Per file: reference and predicted energies per atom (eV/atom) and force components (eV/A),
+    energy RMSE (meV/atom) and force RMSE over all components (eV/A)."""
+    from ase.io import read
+
+    calc = load_calculator(card.architecture, card.require_deploy_file())
+    out = {}
+    for f in files:
+        e_ref, e_pred, f_ref, f_pred = [], [], [], []
+        for at in read(f, index=":"):
+            e_ref.append(at.get_potential_energy() / len(at))
+            f_ref.append(at.get_forces().ravel())
+            at.calc = calc
+            e_pred.append(at.get_potential_energy() / len(at))
+            f_pred.append(np.asarray(at.get_forces()).ravel())
+        er, ep = np.array(e_ref), np.array(e_pred)
+        fr, fp = np.concatenate(f_ref), np.concatenate(f_pred)
+        out[f] = {"frames": len(er), "e_ref": er, "e_pred": ep, "f_ref": fr, "f_pred": fp,
+                  "energy_rmse_meV_atom": float(np.sqrt(np.mean((ep - er) ** 2)) * 1000.0),
+                  "force_rmse_eV_A": float(np.sqrt(np.mean((fp - fr) ** 2)))}
+    return {"model": card.name, "model_file": str(card.deploy_file), "files": out}
 
 
 def _start(card: ModelCard, supercell: int, temperature: float, seed: int = 7) -> Atoms:
@@ -230,8 +257,9 @@ def _json_default(o: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lpsc_lmp.route_checks")
-    ap.add_argument("check", choices=("parity", "nve", "speed"))
+    ap.add_argument("check", choices=("parity", "nve", "speed", "predict"))
     ap.add_argument("model")
+    ap.add_argument("files", nargs="*")
     ap.add_argument("--index", default="::15")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--dt-fs", type=float, default=None)
@@ -241,8 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    card = load_card(a.model)
-    if a.check == "parity":
+    mdir = Path(a.model)
+    if (mdir / "card.yaml").is_file():
+        card = load_card(mdir.resolve().name, root=mdir.resolve().parent)
+    else:
+        card = load_card(a.model)
+    if a.check == "predict":
+        out = predict(card, a.files)
+    elif a.check == "parity":
         out = parity(card, a.index)
     elif a.check == "nve":
         out = nve(card, a.steps or 200, a.dt_fs or 0.5, a.T or 600.0)

@@ -216,6 +216,14 @@ def prepare_all(settings: list[EnsembleSettings], echo=print
     the locks taken so far are released."""
     ensembles = []
     for s in settings:
+        if s.batch:  # before anything is written
+            from .batched import BatchError, check_batchable
+            from .registry import load_card
+
+            try:
+                check_batchable(load_card(s.model).route, s.model)
+            except BatchError as exc:
+                raise EnsembleError(str(exc)) from None
         edir, card, info = prepare(s)
         ensembles.append(Ensemble(s, edir, card, info, python=worker_python(card)))
     locks: list[DirLock] = []
@@ -355,6 +363,8 @@ def run_local(ensembles: list[Ensemble], tasks: list[SeedTask], slots: list[str]
                 counter += 1
                 job_file = jobs_dir / f"batch_{os.getpid()}_{counter:05d}.json"
                 extra = {"cuda_visible_devices": slots[slot]}
+                if e.s.batch:
+                    extra["batch"] = e.s.batch
                 job_file.write_text(json.dumps(job_entries(e, batch, extra)))
                 log = jobs_dir / (job_file.stem + ".log")
                 env = _worker_env(e.s.threads, e.python)
@@ -417,7 +427,8 @@ def run_sweep(settings: list[EnsembleSettings], echo=print, engine: str = "local
             echo(sentence)
             progress = Progress(len(tasks), len(slots), stream=progress_stream, tty=tty)
             try:
-                stats = run_local(ensembles, tasks, slots, progress, worker_cmd=worker_cmd)
+                stats = run_local(ensembles, tasks, slots, progress, worker_cmd=worker_cmd,
+                                  max_batch=first.batch or MAX_BATCH)
             except KeyboardInterrupt:
                 progress.close()
                 echo("interrupted: finished seeds are kept; rerun the same command to resume")
@@ -425,6 +436,9 @@ def run_sweep(settings: list[EnsembleSettings], echo=print, engine: str = "local
             progress.close()
         elif engine == "dispatcher":
             from .dispatch import run_dispatcher
+
+            if first.batch:
+                raise EnsembleError("--batch runs with --engine local only; drop --batch")
 
             if not machine_file:
                 raise EnsembleError("--engine dispatcher needs --machine FILE (JSON or YAML "

@@ -33,8 +33,6 @@ from .registry import RegistryError, sha256_file
 from .structure import DEFAULT_TYPE_MAP
 
 ARCHS = ("deepmd", "nequip", "allegro", "mace")
-#: Architectures whose environments another part of the project adds.
-NOT_INSTALLED = {"nequip": ".venv/nequip", "allegro": ".venv/nequip", "mace": ".venv/mace"}
 #: se_e2_a neighbour selection of the bundled model (Li, P, S, Cl within 6 A)
 DEFAULT_SEL = (48, 12, 36, 12)
 RCUT_A = 6.0
@@ -75,13 +73,21 @@ def _rel(p: Path) -> str:
 
 def train_model(arch: str, dataset: str, name: str, reference: str, steps: int,
                 templates: Path | None = None, force: bool = False,
-                root: Path | None = None, seed: int = 1, rcut: float = RCUT_A,
-                reference_method: str | None = None, echo=click.echo) -> Path:
+                root: Path | None = None, seed: int = 1, rcut: float | None = RCUT_A,
+                reference_method: str | None = None, echo=click.echo,
+                epochs: int | None = None, max_minutes: float | None = None) -> Path:
     """Train ``arch`` on ``<root>/<dataset>/{train,test}.extxyz``; register ``potentials/<name>``.
+    mace/nequip/allegro: :mod:`lpsc_lmp.train_others` (``epochs``/``max_minutes``, not steps).
     """
-    if arch in NOT_INSTALLED:
-        raise click.UsageError(f"--arch {arch}: the {arch} environment ({NOT_INSTALLED[arch]}) "
-                               "is not installed yet; train with --arch deepmd for now")
+    if arch in ("mace", "nequip", "allegro"):
+        from .train_others import train_other
+
+        return train_other(arch, dataset, name, reference, epochs, max_minutes, templates, force,
+                           root, seed, rcut, reference_method, echo)
+    if epochs is not None or max_minutes is not None:
+        raise click.UsageError("--epochs/--max-minutes are for mace, nequip and allegro; "
+                               "deepmd trains for --steps")
+    rcut = RCUT_A if rcut is None else rcut
     if arch != "deepmd":
         raise click.UsageError(f"--arch {arch} unknown; use one of {', '.join(ARCHS)}")
     if steps < 1:
@@ -247,21 +253,30 @@ def _one_line(exc: Exception) -> str:
               help="Reference method of the labels (PBE, HSE, 7net, ...); goes into the card.")
 @click.option("--reference-method", default=None,
               help="Longer description of the reference for the card.")
-@click.option("--steps", type=int, default=20000, show_default=True, help="Training steps.")
+@click.option("--steps", type=int, default=20000, show_default=True,
+              help="Training steps (deepmd).")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs (mace, nequip, allegro; default as the bundled models: 20 / 60).")
+@click.option("--max-minutes", type=float, default=None,
+              help="Wall-time limit of the training (nequip, allegro; default 18 with no "
+                   "--epochs).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Training seed.")
-@click.option("--rcut", type=float, default=RCUT_A, show_default=True, help="Cutoff (A).")
+@click.option("--rcut", type=float, default=None,
+              help=f"Cutoff (A; default {RCUT_A:g} for deepmd, 5 for the others).")
 @click.option("--templates", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with train/deepmd.json.j2 (default: templates/).")
+              help="Folder with train/<arch template> (deepmd.json.j2, mace.args.j2, "
+                   "nequip.yaml.j2, allegro.yaml.j2; default: templates/).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of datasets (default: data/ or $LPSC_LMP_DATA).")
 @click.option("--force", is_flag=True, help="Replace an existing model of this name.")
 def train(arch: str, dataset: str, name: str, reference: str, reference_method: str | None,
-          steps: int, seed: int, rcut: float, templates: Path | None, data_root: Path | None,
+          steps: int, epochs: int | None, max_minutes: float | None, seed: int,
+          rcut: float | None, templates: Path | None, data_root: Path | None,
           force: bool) -> None:
     """Train a model on a split dataset and register it in potentials/."""
     try:
         train_model(arch, dataset, name, reference, steps, templates, force, data_root, seed,
-                    rcut, reference_method)
+                    rcut, reference_method, epochs=epochs, max_minutes=max_minutes)
     except (DatasetError, RegistryError, DeckError) as exc:
         raise click.UsageError(_one_line(exc)) from None
     except KeyboardInterrupt:

@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     from .lammps_env import lammps_info
 
     lammps_version = lammps_info()["version"]
-    for job in json.loads(job_file.read_text()):
+    jobs = json.loads(job_file.read_text())
+    if jobs and jobs[0]["meta"].get("batch"):  # --batch K: the seeds of this file in lock step
+        return _run_batched(edir, jobs, lammps_version)
+    for job in jobs:
         seed = job["seed"]
         meta = dict(job["meta"], lammps_version=lammps_version)
         try:
@@ -40,6 +43,26 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         else:
             print(f"  seed {seed}: FAILED: {m['reason']}", flush=True)
+    return 0
+
+
+def _run_batched(edir: Path, jobs: list[dict], lammps_version: str) -> int:
+    from .batched import run_batch
+
+    try:
+        ms = run_batch(edir, jobs, {"lammps_version": lammps_version})
+    except KeyboardInterrupt:
+        for job in jobs:
+            sdir = edir / "seeds" / f"seed_{job['seed']:06d}"
+            if not (sdir / "manifest.json").exists():
+                shutil.rmtree(sdir, ignore_errors=True)
+        return 130
+    for m in ms:
+        if m["status"] == "done":
+            print(f"  seed {m['seed']}: done in {m['wall_s']:.1f} s (batch of {m['batch_size']}, "
+                  f"{m['batch_mode']}, {m['steps_per_s']:.0f} steps/s per seed)", flush=True)
+        else:
+            print(f"  seed {m['seed']}: FAILED: {m['reason']}", flush=True)
     return 0
 
 

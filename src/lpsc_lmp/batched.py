@@ -1,0 +1,577 @@
+"""Batched execution of an ensemble: K seeds advance together, the model evaluates them at once.
+
+``lpsc-lmp ensemble ... --batch K`` gives every worker process K seeds (replicas) that run in
+lock step. LAMMPS still integrates each replica (its own instance, deck, thermostat, computes,
+``fix vector`` outputs, the same ``result.npz`` as the ordinary mode, docs/run-format.md); only
+the model evaluation is shared: one forward pass per MD step for all replicas.
+
+Design
+------
+- One process, K LAMMPS instances (``lammps_env.open_lammps``), each set up from its seed's deck
+  (``templates/pair/python-callback.j2``: ``fix ext all external pf/callback 1 1``).
+- Each replica's production run (chunks of ``pos_every`` steps, exactly as
+  :func:`lpsc_lmp.runner.run_md`) is driven by its own Python thread. The LAMMPS C call releases
+  the GIL; the ``fix external`` callback re-acquires it and posts the replica's positions and
+  box (an :class:`ase.Atoms`, built exactly as :class:`lpsc_lmp.routes.PythonCallback` does) to
+  a :class:`_Barrier`. When every live replica has posted, the last one evaluates the whole
+  batch with :class:`BatchedEvaluator` and wakes the others, which copy their forces, energy and
+  virial into LAMMPS.
+- LAMMPS code itself is serialised by a token lock (a thread holds it while inside LAMMPS and
+  gives it up only while it waits at the barrier): the instances share one MPI library and the
+  PyPI build is not initialised for concurrent MPI calls; the LAMMPS work per step of a small
+  cell is microseconds, the model evaluation dominates.
+- A replica that fails (LAMMPS error, non-finite energy, runaway temperature, a failed batch
+  evaluation: its forces are set to NaN so its chunk check fails) leaves the barrier; the others
+  go on. Every replica calls the callback the same number of times (one per step plus one per
+  ``run`` set-up), so the lock step holds without step numbers.
+- Batch composition is fixed (replicas in job order), so a batch of seeds gives the same arrays
+  on every run.
+
+Evaluators (``BatchedEvaluator.mode``)
+-------------------------------------
+- ``mace-batched-graph``: one batched graph (``mace.data.AtomicData.from_config`` per replica,
+  ``torch_geometric.Batch.from_data_list``) through the model of the MACE ASE calculator
+  (float64, as the ordinary route). Energies per graph, forces, stress per graph (3x3).
+- ``nequip-aoti-batch``: a NequIP/Allegro AOTInductor package compiled for target ``batch``
+  (dynamic number of frames); per-frame neighbour lists (the calculator's transforms), frames
+  joined by ``nequip.data.AtomicDataDict.batched_from_list``. The file is
+  ``<model dir>/<deploy stem>.batch.nequip.pt2``, made by
+  ``python -m lpsc_lmp.batched compile MODEL`` (nequip-compile, 40-100 s on CPU; ``make
+  models`` runs it). That package is exported for >= 2 frames (a single frame indexes out of
+  bounds), so a batch of one (K=1, or the last replica alive) goes through the ASE calculator.
+- ``loop``: the model's own ASE calculator called once per replica (NO batching: the fallback
+  for a NequIP model without a batch package). Logged and recorded in the manifest.
+
+Float round-off: a batched forward pass reduces in other block sizes (matrix products over more
+rows), so a replica's forces differ from the per-structure evaluation by round-off (~1e-12 eV/A
+in float64 MACE; float32 NequIP ~1e-6), and a batched seed tracks the same seed of the ordinary
+mode to round-off that MD chaos amplifies slowly (tests/test_batched.py bounds it over 50 steps).
+With batch size 1 (and the loop evaluator) the arithmetic is that of the ordinary mode.
+
+A native route (``deepmd``: ``pair_style deepmd`` evaluates inside LAMMPS) cannot be batched
+here; ``--batch`` refuses it (:func:`check_batchable`).
+
+Per-seed manifests carry ``batch_size``, ``batch_mode`` and ``batch_seeds`` besides the usual
+keys; ``steps_per_s`` is per seed (aggregate = batch size x steps_per_s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import shutil
+import socket
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .deck import split_production_run
+from .registry import sha256_file
+from .routes import CALLBACK_ROUTES, FIX_ID, lammps_cell, load_calculator
+from .runner import (
+    SeedFailed,
+    _cell,
+    _fix_vector,
+    _unwrapped,
+    check_thermostat,
+    package_versions,
+    write_json_atomic,
+)
+
+
+class BatchError(ValueError):
+    """Batched mode cannot be used as asked; the message names the fix."""
+
+
+def check_batchable(route: str, model: str = "") -> None:
+    """Refuse ``--batch`` for a model whose route is not evaluated in Python."""
+    if route not in CALLBACK_ROUTES:
+        raise BatchError(f"--batch needs a model evaluated in Python (route python-callback); "
+                         f"model {model or '?'} uses the native route '{route}': drop --batch "
+                         "and use --workers instead")
+
+
+def batch_file_for(model_file: str | Path) -> Path:
+    """Where the NequIP AOTI package for target ``batch`` of ``model_file`` lives."""
+    p = Path(model_file)
+    stem = p.name.split(".")[0]
+    return p.with_name(f"{stem}.batch.nequip.pt2")
+
+
+def batch_file_fresh(model_file: str | Path) -> bool:
+    """The batch package exists and is not older than the NequIP package(s) beside the model
+    (a retrained model must not run with the old batch package)."""
+    b = batch_file_for(model_file)
+    if not b.is_file():
+        return False
+    stale = [z for z in b.parent.glob("*.nequip.zip") if z.stat().st_mtime > b.stat().st_mtime]
+    if stale:
+        print(f"  {b.name} is older than {stale[0].name}: ignored (loop fallback); remake it "
+              "with `python -m lpsc_lmp.batched compile MODEL`", file=sys.stderr, flush=True)
+    return not stale
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ------------------------------------------------------------------ evaluator
+class BatchedEvaluator:
+    """Energies (eV), forces (eV/A) and virials (eV, LAMMPS order xx yy zz xy xz yz) of a list
+    of :class:`ase.Atoms` of one composition, in one forward pass (``mode`` says how)."""
+
+    def __init__(self, architecture: str, model_file: str | Path, device: str | None = None,
+                 mode: str = "auto"):
+        self.architecture = architecture
+        self.device = device or default_device()
+        self.calc = load_calculator(architecture, model_file, device=self.device)
+        self.calls = 0
+        self.seconds = 0.0
+        if architecture == "mace" and mode in ("auto", "mace-batched-graph"):
+            self.mode = "mace-batched-graph"
+            self._init_mace()
+        elif architecture in ("nequip", "allegro") and mode in ("auto", "nequip-aoti-batch") \
+                and batch_file_fresh(model_file):
+            self.mode = "nequip-aoti-batch"
+            self._init_nequip(batch_file_for(model_file))
+        elif mode in ("auto", "loop"):
+            self.mode = "loop"
+        else:
+            raise BatchError(f"evaluator mode '{mode}' is not available for {architecture} "
+                             f"({model_file}); for NequIP run `python -m lpsc_lmp.batched "
+                             "compile MODEL` first")
+
+    # -- MACE
+    def _init_mace(self) -> None:
+        from mace import data as mace_data
+
+        c = self.calc
+        if len(c.models) != 1:
+            raise BatchError("batched MACE evaluation supports one model file, not a committee")
+        c.arrays_keys.update({c.charges_key: "charges"})
+        self._keyspec = mace_data.KeySpecification(info_keys=c.info_keys,
+                                                   arrays_keys=c.arrays_keys)
+
+    def _mace(self, atoms_list: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from mace import data as mace_data
+        from mace.tools import torch_geometric, torch_tools
+
+        c = self.calc
+        with torch_tools.default_dtype(c.default_dtype):
+            graphs = [mace_data.AtomicData.from_config(
+                mace_data.config_from_atoms(a, key_specification=self._keyspec,
+                                            head_name=c.head),
+                z_table=c.z_table, cutoff=c.r_max, heads=c.available_heads)
+                for a in atoms_list]
+        batch = torch_geometric.Batch.from_data_list(graphs).to(c.device)
+        model = c.models[0]
+        dtype = next(model.parameters()).dtype
+        for key in batch.keys:
+            v = batch[key]
+            if hasattr(v, "is_floating_point") and v.is_floating_point():
+                batch[key] = v.to(dtype=dtype)
+        out = model(batch.to_dict(), compute_stress=True, training=False)
+        e = out["energy"].detach().cpu().numpy().astype(float) * c.energy_units_to_eV
+        f = out["forces"].detach().cpu().numpy().astype(float) \
+            * (c.energy_units_to_eV / c.length_units_to_A)
+        s = out["stress"].detach().cpu().numpy().astype(float) \
+            * (c.energy_units_to_eV / c.length_units_to_A ** 3)
+        return e, f.reshape(len(atoms_list), -1, 3), s.reshape(len(atoms_list), 3, 3)
+
+    # -- NequIP
+    def _init_nequip(self, batch_file: Path) -> None:
+        from nequip.integrations.ase import NequIPCalculator
+
+        class _BatchTarget(NequIPCalculator):
+            @classmethod
+            def _get_aoti_compile_target(cls):
+                from nequip.scripts._compile_utils import AOTI_BATCH_TARGET, COMPILE_TARGET_DICT
+
+                return COMPILE_TARGET_DICT[AOTI_BATCH_TARGET]
+
+        self._nq = _BatchTarget.from_compiled_model(str(batch_file), device=self.device)
+
+    def _nequip(self, atoms_list: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from nequip.data import AtomicDataDict
+
+        if len(atoms_list) == 1:  # the batch package is exported for >= 2 frames (0/1
+            return self._loop(atoms_list)  # specialisation); one frame: the ASE calculator
+        c = self._nq
+        frames = [c.atoms_to_data(a) for a in atoms_list]
+        data = AtomicDataDict.batched_from_list(frames)
+        out = c.model(data)
+        e = out[AtomicDataDict.TOTAL_ENERGY_KEY].detach().cpu().numpy().astype(float)
+        f = out[AtomicDataDict.FORCE_KEY].detach().cpu().numpy().astype(float)
+        s = out[AtomicDataDict.STRESS_KEY].detach().cpu().numpy().astype(float)
+        conv = c.energy_units_to_eV
+        return (e.reshape(-1) * conv, f.reshape(len(atoms_list), -1, 3)
+                * conv / c.length_units_to_A,
+                s.reshape(len(atoms_list), 3, 3) * conv / c.length_units_to_A ** 3)
+
+    # -- reference: the ASE calculator, one structure at a time
+    def _loop(self, atoms_list: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from ase.calculators.calculator import all_changes
+
+        es, fs, ss = [], [], []
+        for a in atoms_list:
+            self.calc.calculate(a, ["energy", "forces", "stress"], all_changes)
+            r = self.calc.results
+            es.append(float(r["energy"]))
+            fs.append(np.asarray(r["forces"], dtype=float).reshape(-1, 3))
+            v = np.asarray(r["stress"], dtype=float).reshape(-1)
+            ss.append(v.reshape(3, 3) if v.size == 9 else voigt_to_3x3(v))
+        return np.array(es), np.stack(fs), np.stack(ss)
+
+    def evaluate_single(self, atoms_list: list[Any]) -> dict[str, np.ndarray]:
+        """Per-structure evaluation with the model's own ASE calculator (the ordinary route)."""
+        return self._pack(atoms_list, *self._loop(atoms_list))
+
+    def evaluate(self, atoms_list: list[Any]) -> dict[str, np.ndarray]:
+        """``energy`` (B,), ``forces`` (B, N, 3), ``stress`` (B, 3, 3; eV/A^3, ASE sign) and
+        ``virial`` (B, 6; eV, LAMMPS order xx yy zz xy xz yz) in one call."""
+        t0 = time.perf_counter()
+        fn = {"mace-batched-graph": self._mace, "nequip-aoti-batch": self._nequip,
+              "loop": self._loop}[self.mode]
+        res = self._pack(atoms_list, *fn(atoms_list))
+        self.calls += 1
+        self.seconds += time.perf_counter() - t0
+        return res
+
+    @staticmethod
+    def _pack(atoms_list, e, f, s) -> dict[str, np.ndarray]:
+        vol = np.array([abs(np.linalg.det(a.cell.array)) for a in atoms_list])
+        # LAMMPS virial = -stress * V (stress = dE/dstrain / V), order xx yy zz xy xz yz
+        virial = -vol[:, None] * s[:, [0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]
+        return {"energy": e, "forces": f, "stress": s, "virial": virial}
+
+
+def voigt_to_3x3(v: np.ndarray) -> np.ndarray:
+    """ASE Voigt (xx yy zz yz xz xy) -> symmetric 3x3."""
+    xx, yy, zz, yz, xz, xy = v
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+# ------------------------------------------------------------------ lock step
+class _Barrier:
+    """Collects one structure from every live replica, evaluates them together."""
+
+    def __init__(self, evaluator: BatchedEvaluator, n: int):
+        self.ev = evaluator
+        self.cv = threading.Condition()
+        self.active = set(range(n))
+        self.posted: dict[int, Any] = {}
+        self.results: dict[int, Any] = {}
+        self.gen = 0
+        self.sizes: list[int] = []
+
+    def submit(self, i: int, atoms: Any) -> Any:
+        with self.cv:
+            self.posted[i] = atoms
+            gen = self.gen
+            if self.posted.keys() >= self.active:
+                self._evaluate()
+            else:
+                while self.gen == gen:
+                    self.cv.wait()
+            return self.results.pop(i)
+
+    def leave(self, i: int) -> None:
+        with self.cv:
+            self.active.discard(i)
+            if self.posted and self.posted.keys() >= self.active:
+                self._evaluate()
+
+    def _evaluate(self) -> None:  # holds self.cv
+        idx = sorted(self.posted)
+        try:
+            res = self.ev.evaluate([self.posted[i] for i in idx])
+            for k, i in enumerate(idx):
+                self.results[i] = (float(res["energy"][k]), res["forces"][k], res["virial"][k])
+        except Exception as exc:  # noqa: BLE001 (handed to every replica of the batch)
+            for i in idx:
+                self.results[i] = exc
+        self.sizes.append(len(idx))
+        self.posted = {}
+        self.gen += 1
+        self.cv.notify_all()
+
+
+class _Replica:
+    """One seed's LAMMPS instance and its ``fix external`` callback."""
+
+    def __init__(self, index: int, lmp: Any, type_map: list[str], barrier: _Barrier,
+                 token: threading.Lock, fix_id: str = FIX_ID):
+        from ase import Atoms
+
+        self.i, self.lmp, self.barrier, self.token, self.fix_id = index, lmp, barrier, token, \
+            fix_id
+        n = lmp.get_natoms()
+        types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1)).copy()
+        if types.max() > len(type_map):
+            raise SeedFailed(f"LAMMPS has atom type {types.max()} but the type map is {type_map}")
+        cell, _ = lammps_cell(lmp)
+        self.atoms = Atoms(symbols=[type_map[t - 1] for t in types],
+                           positions=np.zeros((n, 3)), cell=cell, pbc=True)
+        self.error: str | None = None
+        self.calls = 0
+
+    def __call__(self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray,
+                 x: np.ndarray, f: np.ndarray) -> None:
+        idx = np.asarray(tag).reshape(-1).astype(np.int64) - 1
+        cell, origin = lammps_cell(self.lmp)
+        pos = np.empty((len(self.atoms), 3))
+        pos[idx] = np.asarray(x)[:nlocal] - origin
+        atoms = self.atoms.copy()
+        atoms.set_cell(cell, scale_atoms=False)
+        atoms.set_positions(pos)
+        self.token.release()  # others may run LAMMPS while this replica waits
+        try:
+            res = self.barrier.submit(self.i, atoms)
+        finally:
+            self.token.acquire()
+        self.calls += 1
+        if isinstance(res, Exception):
+            self.error = f"batched model evaluation failed: {res.__class__.__name__}: {res}"
+            f[:nlocal] = np.nan
+            self.lmp.fix_external_set_energy_global(self.fix_id, float("nan"))
+            return
+        energy, forces, virial = res
+        f[:nlocal] = forces[idx]
+        self.lmp.fix_external_set_energy_global(self.fix_id, energy)
+        self.lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in virial])
+
+
+def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvaluator,
+                 type_map: list[str], li_type: int, temperature_K: float, timestep_ps: float,
+                 msd_every: int, pos_every: int, thermo_every: int
+                 ) -> tuple[list[dict[str, np.ndarray] | SeedFailed], dict[str, Any]]:
+    """Run the decks (one replica each) in lock step; per replica the arrays of ``result.npz``
+    (as :func:`lpsc_lmp.runner.run_md`) or the :class:`SeedFailed` that stopped it. Also a
+    summary (evaluator calls, mean batch size, model seconds)."""
+    from .lammps_env import open_lammps
+
+    n = len(decks)
+    splits = [split_production_run(d) for d in decks]
+    nsteps = splits[0][1]
+    if any(s[1] != nsteps for s in splits):
+        raise BatchError("the decks of a batch must have the same production run length")
+    if nsteps % pos_every:
+        raise ValueError(f"run length {nsteps} steps is not a multiple of pos_every {pos_every}")
+    barrier = _Barrier(evaluator, n)
+    token = threading.Lock()
+    out: list[Any] = [None] * n
+    lmps: list[Any] = [None] * n
+    reps: list[_Replica | None] = [None] * n
+    cwd = os.getcwd()
+    # set-up, one replica after another (file paths in decks are relative to the seed dir)
+    for i, (setup, _) in enumerate(splits):
+        try:
+            os.chdir(workdirs[i])
+            lmps[i] = open_lammps(log=None)
+            lmps[i].commands_string(setup)
+            reps[i] = _Replica(i, lmps[i], type_map, barrier, token)
+            lmps[i].set_fix_external_callback(FIX_ID, reps[i], lmps[i])
+        except Exception as exc:  # noqa: BLE001
+            msg = str(exc).strip().splitlines()
+            out[i] = exc if isinstance(exc, SeedFailed) else \
+                SeedFailed(f"LAMMPS error: {msg[0] if msg else exc.__class__.__name__}")
+            barrier.leave(i)
+        finally:
+            os.chdir(cwd)
+
+    def drive(i: int) -> None:
+        lmp, rep = lmps[i], reps[i]
+        token.acquire()
+        try:
+            types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1))
+            li = types == li_type
+            fw = ~li
+            masses = np.array([lmp.extract_atom("mass")[t] for t in types])
+            cell = _cell(lmp)
+            frames, fcom = [], []
+
+            def sample() -> None:
+                pos = _unwrapped(lmp, cell)
+                frames.append(pos[li].astype(np.float32))
+                fcom.append((masses[fw, None] * pos[fw]).sum(0) / masses[fw].sum())
+
+            sample()
+            for start in range(0, nsteps, pos_every):
+                lmp.command(f"run {pos_every} start 0 stop {nsteps} pre no post no")
+                pe, temp = lmp.get_thermo("pe"), lmp.get_thermo("temp")
+                if rep.error:
+                    raise SeedFailed(rep.error)
+                if not (math.isfinite(pe) and math.isfinite(temp)):
+                    raise SeedFailed(f"non-finite energy or temperature at step "
+                                     f"{start + pos_every}")
+                if temp > 5.0 * temperature_K + 1000.0:
+                    raise SeedFailed(f"temperature ran away to {temp:.0f} K at step "
+                                     f"{start + pos_every}")
+                sample()
+            msd = _fix_vector(lmp, "msd", nsteps // msd_every + 1, 4)
+            thermo = _fix_vector(lmp, "thermo", nsteps // thermo_every + 1, 4)
+            check_thermostat(thermo[:, 0], temperature_K)
+            out[i] = {
+                "t_msd": np.arange(len(msd)) * msd_every * timestep_ps, "msd": msd,
+                "t_pos": np.arange(len(frames)) * pos_every * timestep_ps,
+                "li_unwrapped": np.stack(frames), "framework_com": np.stack(fcom),
+                "cell": cell, "thermo_t": np.arange(len(thermo)) * thermo_every * timestep_ps,
+                "thermo": thermo,
+            }
+        except SeedFailed as exc:
+            out[i] = exc
+        except Exception as exc:  # noqa: BLE001 (LAMMPS errors arrive as plain exceptions)
+            msg = str(exc).strip().splitlines()
+            out[i] = SeedFailed(f"LAMMPS error: {msg[0] if msg else exc.__class__.__name__}")
+        finally:
+            token.release()
+            barrier.leave(i)
+
+    threads = [threading.Thread(target=drive, args=(i,), daemon=True, name=f"replica-{i}")
+               for i in range(n) if out[i] is None]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)  # wakes up for signals (KeyboardInterrupt in the main thread)
+    finally:
+        if not any(t.is_alive() for t in threads):
+            for lmp in lmps:
+                if lmp is not None:
+                    lmp.close()
+    sizes = barrier.sizes
+    summary = {"batch_mode": evaluator.mode, "evaluations": evaluator.calls,
+               "mean_batch": round(float(np.mean(sizes)), 3) if sizes else 0.0,
+               "model_seconds": round(evaluator.seconds, 3)}
+    return out, summary
+
+
+def run_batch(ensemble_dir: Path, jobs: list[dict[str, Any]], meta: dict[str, Any] | None = None,
+              evaluator: BatchedEvaluator | None = None) -> list[dict[str, Any]]:
+    """Run the seeds of ``jobs`` (the worker's job file entries) as one batch into
+    ``ensemble_dir/seeds``; return their manifests (docs/run-format.md; failures recorded)."""
+    meta = meta or {}
+    metas = [dict(j["meta"], **meta) for j in jobs]
+    m0 = metas[0]
+    check_batchable(m0["route"], m0.get("model", ""))
+    if evaluator is None:
+        evaluator = BatchedEvaluator(m0["architecture"], m0["model_file"],
+                                     device=m0.get("device"))
+    if evaluator.mode == "loop":
+        print(f"  batched mode: no batched evaluator for {m0['architecture']} "
+              "(loop fallback, one structure per call)", flush=True)
+    sdirs, manifests = [], []
+    started = datetime.now(UTC).isoformat()
+    for job, m in zip(jobs, metas, strict=True):
+        sdir = ensemble_dir / "seeds" / f"seed_{job['seed']:06d}"
+        if sdir.exists():
+            shutil.rmtree(sdir)
+        sdir.mkdir(parents=True)
+        (sdir / "in.lammps").write_text(job["deck"])
+        sdirs.append(sdir)
+        manifests.append({
+            "format": 1, "seed": job["seed"], "started": started, "host": socket.gethostname(),
+            "python": platform.python_version(), "packages": package_versions(),
+            "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",
+                                                       "DP_INTRA_OP_PARALLELISM_THREADS",
+                                                       "DP_INTER_OP_PARALLELISM_THREADS")},
+            "deck_sha256": hashlib.sha256(job["deck"].encode()).hexdigest(), **m,
+            "batch_size": len(jobs), "batch_mode": evaluator.mode,
+            "batch_seeds": [j["seed"] for j in jobs]})
+    t0 = time.perf_counter()
+    results, summary = run_md_batch(
+        [j["deck"] for j in jobs], sdirs, evaluator, list(m0["type_map"]), m0["li_type"],
+        m0["temperature_K"], m0["timestep_ps"], m0["msd_every_steps"], m0["pos_every_steps"],
+        m0["thermo_every_steps"])
+    wall = time.perf_counter() - t0
+    for sdir, man, res in zip(sdirs, manifests, results, strict=True):
+        man["batch_summary"] = summary
+        if isinstance(res, Exception):
+            man.update(status="failed", reason=str(res), wall_s=round(wall, 3))
+            write_json_atomic(sdir / "manifest.json", man)
+            continue
+        tmp = sdir / "result.tmp.npz"
+        np.savez_compressed(tmp, **res)
+        tmp.replace(sdir / "result.npz")
+        nsteps = int(round(res["t_pos"][-1] / man["timestep_ps"]))
+        man.update(status="done", wall_s=round(wall, 3), nsteps=nsteps,
+                   steps_per_s=round(nsteps / wall, 2),
+                   finished=datetime.now(UTC).isoformat(),
+                   result_sha256=sha256_file(sdir / "result.npz"))
+        write_json_atomic(sdir / "manifest.json", man)
+    return manifests
+
+
+# ------------------------------------------------------------------ NequIP batch package
+def compile_nequip_batch(model: str) -> Path:
+    """``nequip-compile --target batch`` of a registered NequIP/Allegro model's package."""
+    import subprocess
+
+    from .paths import env_python, thread_env
+    from .registry import load_card
+    from .routes import env_for_subprocess
+
+    card = load_card(model)
+    src = card.directory / card.files.get("package", "")
+    if card.architecture not in ("nequip", "allegro") or not src.is_file():
+        raise BatchError(f"{model} has no NequIP package to compile (files.package)")
+    out = batch_file_for(card.deploy_file)
+    exe = env_python(card.env).parent / "nequip-compile"
+    tmp = out.with_name(".tmp-" + out.name)
+    r = subprocess.run([str(exe), str(src), str(tmp), "--mode", "aotinductor", "--device",
+                        "cpu", "--target", "batch"], capture_output=True, text=True,
+                       env=dict(env_for_subprocess(exe), **thread_env(1)))
+    if r.returncode or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        raise BatchError(f"nequip-compile failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    tmp.replace(out)
+    return out
+
+
+def check_evaluator(model: str, n: int = 4, device: str = "cpu") -> dict[str, Any]:
+    """Batched vs per-structure (the model's ASE calculator) on ``n`` frames of the test set
+    (different cells and positions): max abs differences, and the evaluator mode."""
+    from ase.io import read
+
+    from .paths import project_root
+    from .registry import load_card
+
+    card = load_card(model)
+    frames = read(project_root() / "data" / "lpsc-7net" / "test.extxyz", index=f":{n}")
+    for a in frames:
+        a.calc = None
+    ev = BatchedEvaluator(card.architecture, card.deploy_file, device=device)
+    b, s = ev.evaluate(frames), ev.evaluate_single(frames)
+    out: dict[str, Any] = {"mode": ev.mode, "n": len(frames)}
+    out.update({f"max_abs_{k}": float(np.abs(b[k] - s[k]).max())
+                for k in ("energy", "forces", "stress", "virial")})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lpsc_lmp.batched compile MODEL`` | ``check MODEL`` (JSON on the last line)."""
+    import json
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "compile":
+        print(compile_nequip_batch(args[1]))
+        return 0
+    if len(args) == 2 and args[0] == "check":
+        print(json.dumps(check_evaluator(args[1])))
+        return 0
+    print("usage: python -m lpsc_lmp.batched compile|check MODEL", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

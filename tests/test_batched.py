@@ -1,0 +1,220 @@
+"""Batched execution (``lpsc-lmp ensemble --batch K``, lpsc_lmp.batched).
+
+The MD runs go through the ordinary ensemble machinery (workers in the model's environment);
+the evaluator check runs ``python -m lpsc_lmp.batched check MODEL`` in that environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lpsc_lmp.ensemble import EnsembleError, EnsembleSettings, run_ensemble
+from lpsc_lmp.paths import env_python, thread_env
+from lpsc_lmp.registry import RegistryError, load_card
+from lpsc_lmp.routes import env_for_subprocess
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _have(model: str) -> bool:
+    try:
+        card = load_card(model)
+    except RegistryError:
+        return False
+    return env_python(card.env).exists() and card.deploy_file.is_file()
+
+
+def needs(model: str):
+    return pytest.mark.skipif(not _have(model), reason=f"{model} or its env missing "
+                                                       "(make install)")
+
+
+def _quiet(*_a, **_k) -> None:
+    pass
+
+
+def _settings(model: str, runs: Path, tag: str, seeds: int, batch: int, steps: int = 50,
+              T: float = 800.0) -> EnsembleSettings:
+    return EnsembleSettings(model=model, temperature_K=T, seeds=seeds, time_ps=steps / 1000.0,
+                            msd_every_steps=10, pos_every_steps=steps // 2,
+                            thermo_every_steps=10, fit_window_ps=(0.2 * steps / 1000.0,
+                                                                  steps / 1000.0),
+                            runs=str(runs), tag=tag, gpus="none", batch=batch)
+
+
+def _results(edir: Path, seeds: int) -> list[dict[str, np.ndarray]]:
+    out = []
+    for s in range(1, seeds + 1):
+        sdir = edir / "seeds" / f"seed_{s:06d}"
+        m = json.loads((sdir / "manifest.json").read_text())
+        assert m["status"] == "done", m.get("reason")
+        with np.load(sdir / "result.npz") as z:
+            out.append({k: z[k] for k in z.files})
+    return out
+
+
+# ------------------------------------------------------------------ refusal
+def test_native_route_refuses_batch(tmp_path):
+    if not (Path(__file__).resolve().parents[1] / "potentials" / "dp-7net" / "card.yaml").is_file():
+        pytest.skip("dp-7net not registered")
+    s = _settings("dp-7net", tmp_path, "x", seeds=2, batch=2)
+    with pytest.raises(EnsembleError, match="drop --batch"):
+        run_ensemble(s, echo=_quiet)
+    assert not any(tmp_path.iterdir()), "nothing may be written before the refusal"
+
+
+def test_negative_batch_refused(tmp_path):
+    s = _settings("mace-7net", tmp_path, "x", seeds=2, batch=-1)
+    with pytest.raises(EnsembleError, match="--batch"):
+        s.validate()
+
+
+# ------------------------------------------------------------------ evaluator
+@pytest.mark.parametrize("model", [pytest.param("mace-7net", marks=needs("mace-7net")),
+                                   pytest.param("nequip-7net", marks=needs("nequip-7net"))])
+def test_batched_evaluator_equals_per_structure(model):
+    card = load_card(model)
+    exe = env_python(card.env)
+    env = dict(env_for_subprocess(exe), **thread_env(1))
+    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    r = subprocess.run([str(exe), "-m", "lpsc_lmp.batched", "check", model],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["mode"] != "loop", "no batched evaluator (NequIP: run `make models`)"
+    assert res["n"] >= 4
+    for k in ("energy", "forces", "stress", "virial"):
+        assert res[f"max_abs_{k}"] < 1e-6, (k, res)
+
+
+# ------------------------------------------------------------------ MD
+def _check_md(model: str, tmp_path: Path, seeds: int, atol_pos: float) -> None:
+    b1 = run_ensemble(_settings(model, tmp_path, "b1", seeds, batch=seeds), echo=_quiet)
+    b2 = run_ensemble(_settings(model, tmp_path, "b2", seeds, batch=seeds), echo=_quiet)
+    ordinary = run_ensemble(_settings(model, tmp_path, "o", seeds, batch=0), echo=_quiet)
+    r1, r2, ro = _results(b1, seeds), _results(b2, seeds), _results(ordinary, seeds)
+    man = json.loads((b1 / "seeds" / "seed_000001" / "manifest.json").read_text())
+    assert man["batch_size"] == seeds and man["batch_summary"]["mean_batch"] == seeds
+    for a, b, o in zip(r1, r2, ro, strict=True):
+        assert sorted(a) == sorted(o)  # the same result.npz keys as the ordinary mode
+        for k in a:
+            assert a[k].dtype == o[k].dtype and a[k].shape == o[k].shape, k
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"not reproducible: {k}")
+        # round-off of the batched forward pass, amplified a little by 50 MD steps
+        np.testing.assert_allclose(a["li_unwrapped"], o["li_unwrapped"], rtol=0, atol=atol_pos)
+        np.testing.assert_allclose(a["msd"], o["msd"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(a["thermo"], o["thermo"], rtol=1e-8, atol=1e-6)
+    # the seeds of a batch are distinct trajectories
+    assert not np.array_equal(r1[0]["li_unwrapped"], r1[1]["li_unwrapped"])
+
+
+@needs("nequip-7net")
+def test_batched_md_reproducible_and_matches_ordinary_nequip(tmp_path):
+    _check_md("nequip-7net", tmp_path, seeds=3, atol_pos=1e-6)
+
+
+@pytest.mark.slow
+@needs("mace-7net")
+def test_batched_md_reproducible_and_matches_ordinary_mace(tmp_path):
+    _check_md("mace-7net", tmp_path, seeds=2, atol_pos=1e-8)
+
+
+@pytest.mark.slow
+@needs("nequip-7net")
+def test_batched_diffusion_agrees_with_ordinary(tmp_path):
+    """D of a tiny ensemble (6 seeds x 2 ps at 1000 K): batched vs ordinary within errors."""
+    from lpsc_lmp.diffusion import fit_ensemble
+    from lpsc_lmp.runread import read_ensemble
+
+    D = {}
+    for tag, batch in (("b", 6), ("o", 0)):
+        s = _settings("nequip-7net", tmp_path, tag, seeds=6, batch=batch, steps=2000, T=1000.0)
+        s.pos_every_steps, s.thermo_every_steps = 100, 100
+        s.fit_window_ps = (0.4, 2.0)
+        edir = run_ensemble(s, echo=_quiet)
+        ens = read_ensemble(edir, load_positions=False)
+        res = fit_ensemble(ens.t_msd, ens.msd_total, s.window())
+        D[tag] = res
+    b, o = D["b"], D["o"]
+    err = float(np.hypot(b.stderr_cm2s, o.stderr_cm2s))
+    assert abs(b.D_cm2s - o.D_cm2s) <= 3 * err + 1e-12, (b, o)
+
+
+# ------------------------------------------------------------------ lock step, no ML model
+class _LJEvaluator:
+    """A stand-in for BatchedEvaluator (ASE Lennard-Jones, one structure at a time) that gives
+    replica ``poison`` a NaN energy while the whole batch is alive."""
+
+    mode = "loop"
+
+    def __init__(self, n: int, poison: int | None = None):
+        from ase.calculators.lj import LennardJones
+
+        from lpsc_lmp.batched import BatchedEvaluator
+
+        self.calc = LennardJones(sigma=2.0, epsilon=0.01, rc=5.0, smooth=True)
+        self.n, self.poison, self.calls, self.seconds, self.sizes = n, poison, 0, 0.0, []
+        self._pack = BatchedEvaluator._pack
+        self._loop = BatchedEvaluator._loop.__get__(self)
+
+    def evaluate(self, atoms_list):
+        self.calls += 1
+        self.sizes.append(len(atoms_list))
+        res = self._pack(atoms_list, *self._loop(atoms_list))
+        if self.poison is not None and len(atoms_list) == self.n:
+            res["energy"][self.poison] = np.nan
+        return res
+
+
+def _lj_decks(tmp_path: Path, n: int, steps: int = 40):
+    from lpsc_lmp.ensemble import render_for_seed
+    from lpsc_lmp.structure import build_lpsc, write_lammps_data
+
+    card = load_card("mace-7net")  # any python-callback card: only its deck is used
+    s = _settings("mace-7net", tmp_path, "lj", seeds=n, batch=n, steps=steps)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "structure.data"
+    write_lammps_data(build_lpsc(), data, card.type_map)
+    decks = [render_for_seed(s, card, data, seed).text for seed in range(1, n + 1)]
+    dirs = []
+    for i in range(n):
+        (tmp_path / f"r{i}").mkdir()
+        dirs.append(tmp_path / f"r{i}")
+    return decks, dirs, list(card.type_map), s
+
+
+def _run_lj(tmp_path: Path, n: int, poison: int | None):
+    from lpsc_lmp.batched import run_md_batch
+
+    decks, dirs, tm, s = _lj_decks(tmp_path, n)
+    ev = _LJEvaluator(n, poison)
+    res, summary = run_md_batch(decks, dirs, ev, tm, tm.index("Li") + 1, s.temperature_K,
+                                s.timestep_fs / 1000, s.msd_every_steps, s.pos_every_steps,
+                                s.thermo_every_steps)
+    return res, summary, ev
+
+
+def test_lock_step_lj_reproducible(tmp_path):
+    r1, summ, ev = _run_lj(tmp_path / "a", 3, None)
+    r2, _, _ = _run_lj(tmp_path / "b", 3, None)
+    assert all(isinstance(r, dict) for r in r1), r1
+    assert set(ev.sizes) == {3} and summ["mean_batch"] == 3
+    for a, b in zip(r1, r2, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(r1[0]["li_unwrapped"], r1[2]["li_unwrapped"])
+
+
+def test_failed_replica_leaves_the_batch(tmp_path):
+    from lpsc_lmp.runner import SeedFailed
+
+    res, _, ev = _run_lj(tmp_path, 3, poison=1)
+    assert isinstance(res[1], SeedFailed) and "non-finite" in str(res[1])
+    assert isinstance(res[0], dict) and isinstance(res[2], dict)  # the others finished
+    assert 2 in ev.sizes  # ... in a batch of two after replica 1 left
