@@ -195,7 +195,7 @@ def test_killed_worker_seed_is_rerun_and_corrupt_result_redone(fake):
 
 
 def test_second_sweep_on_same_directory_is_refused(fake):
-    cmd = base_cmd(fake, "--workers", "1", "--time", "40")
+    cmd = base_cmd(fake, "--workers", "1", "--time", "200")
     cmd[cmd.index("--models") + 1] = "zero-a"
     cmd[cmd.index("--temps") + 1] = "700"
     i = cmd.index("--fit-window")

@@ -58,7 +58,6 @@ keys; ``steps_per_s`` is per seed (aggregate = batch size x steps_per_s).
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import platform
 import shutil
@@ -77,11 +76,9 @@ from .registry import sha256_file
 from .routes import CALLBACK_ROUTES, FIX_ID, lammps_cell, load_calculator
 from .runner import (
     SeedFailed,
-    _cell,
-    _fix_vector,
-    _unwrapped,
-    check_thermostat,
+    lammps_failure,
     package_versions,
+    production,
     write_json_atomic,
 )
 
@@ -381,9 +378,7 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
             reps[i] = _Replica(i, lmps[i], type_map, barrier, token)
             lmps[i].set_fix_external_callback(FIX_ID, reps[i], lmps[i])
         except Exception as exc:  # noqa: BLE001
-            msg = str(exc).strip().splitlines()
-            out[i] = exc if isinstance(exc, SeedFailed) else \
-                SeedFailed(f"LAMMPS error: {msg[0] if msg else exc.__class__.__name__}")
+            out[i] = exc if isinstance(exc, SeedFailed) else lammps_failure(exc)
             barrier.leave(i)
         finally:
             os.chdir(cwd)
@@ -392,46 +387,16 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
         lmp, rep = lmps[i], reps[i]
         token.acquire()
         try:
-            types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1))
-            li = types == li_type
-            fw = ~li
-            masses = np.array([lmp.extract_atom("mass")[t] for t in types])
-            cell = _cell(lmp)
-            frames, fcom = [], []
-
-            def sample() -> None:
-                pos = _unwrapped(lmp, cell)
-                frames.append(pos[li].astype(np.float32))
-                fcom.append((masses[fw, None] * pos[fw]).sum(0) / masses[fw].sum())
-
-            sample()
-            for start in range(0, nsteps, pos_every):
-                lmp.command(f"run {pos_every} start 0 stop {nsteps} pre no post no")
-                pe, temp = lmp.get_thermo("pe"), lmp.get_thermo("temp")
+            def recorded_error() -> None:
                 if rep.error:
                     raise SeedFailed(rep.error)
-                if not (math.isfinite(pe) and math.isfinite(temp)):
-                    raise SeedFailed(f"non-finite energy or temperature at step "
-                                     f"{start + pos_every}")
-                if temp > 5.0 * temperature_K + 1000.0:
-                    raise SeedFailed(f"temperature ran away to {temp:.0f} K at step "
-                                     f"{start + pos_every}")
-                sample()
-            msd = _fix_vector(lmp, "msd", nsteps // msd_every + 1, 4)
-            thermo = _fix_vector(lmp, "thermo", nsteps // thermo_every + 1, 4)
-            check_thermostat(thermo[:, 0], temperature_K)
-            out[i] = {
-                "t_msd": np.arange(len(msd)) * msd_every * timestep_ps, "msd": msd,
-                "t_pos": np.arange(len(frames)) * pos_every * timestep_ps,
-                "li_unwrapped": np.stack(frames), "framework_com": np.stack(fcom),
-                "cell": cell, "thermo_t": np.arange(len(thermo)) * thermo_every * timestep_ps,
-                "thermo": thermo,
-            }
+
+            out[i] = production(lmp, nsteps, li_type, temperature_K, timestep_ps, msd_every,
+                                pos_every, thermo_every, after_chunk=recorded_error)
         except SeedFailed as exc:
             out[i] = exc
         except Exception as exc:  # noqa: BLE001 (LAMMPS errors arrive as plain exceptions)
-            msg = str(exc).strip().splitlines()
-            out[i] = SeedFailed(f"LAMMPS error: {msg[0] if msg else exc.__class__.__name__}")
+            out[i] = lammps_failure(exc)
         finally:
             token.release()
             barrier.leave(i)

@@ -19,6 +19,7 @@ import platform
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -97,6 +98,62 @@ def check_thermostat(temps_K: np.ndarray, target_K: float) -> None:
                          f"outside {lo:g}-{hi:g} x {target_K:g} K: the thermostat lost control")
 
 
+def lammps_failure(exc: BaseException) -> SeedFailed:
+    """A LAMMPS exception (they arrive as plain exceptions) as a one-line seed failure."""
+    msg = str(exc).strip().splitlines()
+    return SeedFailed(f"LAMMPS error: {msg[0] if msg else exc.__class__.__name__}")
+
+
+def production(lmp: Any, nsteps: int, li_type: int, temperature_K: float, timestep_ps: float,
+               msd_every: int, pos_every: int, thermo_every: int,
+               after_chunk: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
+    """Run the production of a set-up LAMMPS instance in chunks; return the result arrays.
+
+    Between chunks of ``pos_every`` steps: unwrapped Li positions and the framework centre of
+    mass are sampled, energy and temperature are checked (and ``after_chunk`` is called, e.g.
+    to raise an error a model callback recorded). Raises :class:`SeedFailed`.
+    """
+    types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1))
+    li = types == li_type
+    fw = ~li
+    masses = np.array([lmp.extract_atom("mass")[t] for t in types])
+    cell = _cell(lmp)
+    frames, fcom = [], []
+
+    def sample() -> None:
+        pos = _unwrapped(lmp, cell)
+        frames.append(pos[li].astype(np.float32))
+        fcom.append((masses[fw, None] * pos[fw]).sum(0) / masses[fw].sum())
+
+    sample()
+    for start in range(0, nsteps, pos_every):
+        lmp.command(f"run {pos_every} start 0 stop {nsteps} pre no post no")
+        if after_chunk is not None:
+            after_chunk()
+        pe = lmp.get_thermo("pe")
+        temp = lmp.get_thermo("temp")
+        if not (math.isfinite(pe) and math.isfinite(temp)):
+            raise SeedFailed(f"non-finite energy or temperature at step {start + pos_every}")
+        if temp > 5.0 * temperature_K + 1000.0:
+            raise SeedFailed(f"temperature ran away to {temp:.0f} K at step "
+                             f"{start + pos_every}")
+        sample()
+    # fix vector stores step 0 and every N-th step after it
+    msd = _fix_vector(lmp, "msd", nsteps // msd_every + 1, 4)
+    thermo = _fix_vector(lmp, "thermo", nsteps // thermo_every + 1, 4)
+    check_thermostat(thermo[:, 0], temperature_K)
+    return {
+        "t_msd": np.arange(len(msd)) * msd_every * timestep_ps,
+        "msd": msd,
+        "t_pos": np.arange(len(frames)) * pos_every * timestep_ps,
+        "li_unwrapped": np.stack(frames),
+        "framework_com": np.stack(fcom),
+        "cell": cell,
+        "thermo_t": np.arange(len(thermo)) * thermo_every * timestep_ps,
+        "thermo": thermo,
+    }
+
+
 def run_md(deck_text: str, workdir: Path, li_type: int, temperature_K: float,
            timestep_ps: float, msd_every: int, pos_every: int, thermo_every: int,
            route: str = "deepmd", route_meta: dict[str, Any] | None = None
@@ -115,52 +172,15 @@ def run_md(deck_text: str, workdir: Path, li_type: int, temperature_K: float,
     try:
         lmp.commands_string(setup)
         handle = attach(lmp, route, route_meta or {})  # noqa: F841 (kept alive for the run)
-        types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1))
-        li = types == li_type
-        fw = ~li
-        masses = np.array([lmp.extract_atom("mass")[t] for t in types])
-        cell = _cell(lmp)
-        frames, fcom = [], []
-
-        def sample() -> None:
-            pos = _unwrapped(lmp, cell)
-            frames.append(pos[li].astype(np.float32))
-            fcom.append((masses[fw, None] * pos[fw]).sum(0) / masses[fw].sum())
-
-        sample()
-        for start in range(0, nsteps, pos_every):
-            lmp.command(f"run {pos_every} start 0 stop {nsteps} pre no post no")
-            pe = lmp.get_thermo("pe")
-            temp = lmp.get_thermo("temp")
-            if not (math.isfinite(pe) and math.isfinite(temp)):
-                raise SeedFailed(f"non-finite energy or temperature at step {start + pos_every}")
-            if temp > 5.0 * temperature_K + 1000.0:
-                raise SeedFailed(f"temperature ran away to {temp:.0f} K at step "
-                                 f"{start + pos_every}")
-            sample()
-        # fix vector stores step 0 and every N-th step after it
-        msd = _fix_vector(lmp, "msd", nsteps // msd_every + 1, 4)
-        thermo = _fix_vector(lmp, "thermo", nsteps // thermo_every + 1, 4)
-        check_thermostat(thermo[:, 0], temperature_K)
+        return production(lmp, nsteps, li_type, temperature_K, timestep_ps, msd_every,
+                          pos_every, thermo_every)
     except SeedFailed:
         raise
     except Exception as exc:  # LAMMPS errors arrive as plain exceptions
-        msg = str(exc).strip().splitlines()
-        raise SeedFailed(f"LAMMPS error: {msg[0] if msg else exc.__class__.__name__}") from None
+        raise lammps_failure(exc) from None
     finally:
         lmp.close()
         os.chdir(cwd)
-    t_msd = np.arange(len(msd)) * msd_every * timestep_ps
-    return {
-        "t_msd": t_msd,
-        "msd": msd,
-        "t_pos": np.arange(len(frames)) * pos_every * timestep_ps,
-        "li_unwrapped": np.stack(frames),
-        "framework_com": np.stack(fcom),
-        "cell": cell,
-        "thermo_t": np.arange(len(thermo)) * thermo_every * timestep_ps,
-        "thermo": thermo,
-    }
 
 
 def run_seed(ensemble_dir: Path, seed: int, deck_text: str, meta: dict[str, Any]) -> dict:
