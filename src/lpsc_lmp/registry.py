@@ -7,6 +7,7 @@ evaluates it (route), which project environment runs it, where it came from, and
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,25 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def publish_model_dir(staged: Path, dest: Path) -> None:
+    """Move a fully written model folder into place, replacing ``dest`` only at the end, so a
+    registry never holds a half-written model."""
+    old = None
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.replaced"
+        if old.exists():
+            shutil.rmtree(old)
+        dest.rename(old)
+    staged.rename(dest)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def registered_line(path: Path, card: dict[str, Any]) -> str:
+    """One line saying a model was registered, with its train/test errors."""
+    e = card["errors"]
+    return (f"registered {path}: energy RMSE train {e['train']['energy_rmse_meV_atom']} / test "
+            f"{e['test']['energy_rmse_meV_atom']} meV/atom, force RMSE train "
+            f"{e['train']['force_rmse_eV_A']} / test {e['test']['force_rmse_eV_A']} eV/A")

@@ -29,7 +29,7 @@ from ase.io import read
 from .dataset import DatasetError, check_split_current, data_root, read_import_record
 from .deck import DeckError
 from .paths import potentials_dir, project_root
-from .registry import RegistryError, sha256_file
+from .registry import RegistryError, publish_model_dir, registered_line, sha256_file
 from .structure import DEFAULT_TYPE_MAP
 
 ARCHS = ("deepmd", "nequip", "allegro", "mace")
@@ -150,21 +150,10 @@ def train_model(arch: str, dataset: str, name: str, reference: str, steps: int,
         if out.exists() and reference_method is None:
             _carry_over(card, out / "card.yaml", echo)
         (model / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
-        old = None
-        if out.exists():
-            old = pot / f".{name}.replaced"
-            if old.exists():
-                shutil.rmtree(old)
-            out.rename(old)
-        model.rename(out)
-        if old is not None:
-            shutil.rmtree(old)
+        publish_model_dir(model, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    e = card["errors"]
-    echo(f"registered {out}: energy RMSE train {e['train']['energy_rmse_meV_atom']} / test "
-         f"{e['test']['energy_rmse_meV_atom']} meV/atom, force RMSE train "
-         f"{e['train']['force_rmse_eV_A']} / test {e['test']['force_rmse_eV_A']} eV/A")
+    echo(registered_line(out, card))
     return out
 
 

@@ -223,7 +223,7 @@ def train_other(arch: str, dataset: str, name: str, reference: str, epochs: int 
     from .dataset import DatasetError, check_split_current, data_root, read_import_record
     from .models_add import ENV, ExportError, make_card, run_export
     from .paths import env_python, potentials_dir
-    from .registry import RegistryError
+    from .registry import RegistryError, publish_model_dir, registered_line
     from .structure import DEFAULT_TYPE_MAP
 
     echo = echo or click.echo
@@ -348,21 +348,10 @@ def train_other(arch: str, dataset: str, name: str, reference: str, epochs: int 
         card["errors"]["computed_with"] = f"the model's own ASE calculator on {res['deploy']}"
         card["regenerate"] = card.pop("regenerate")
         (model / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
-        old = None
-        if out.exists():
-            old = pot / f".{name}.replaced"
-            if old.exists():
-                shutil.rmtree(old)
-            out.rename(old)
-        model.rename(out)
-        if old is not None:
-            shutil.rmtree(old)
+        publish_model_dir(model, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    e = card["errors"]
-    echo(f"registered {out}: energy RMSE train {e['train']['energy_rmse_meV_atom']} / test "
-         f"{e['test']['energy_rmse_meV_atom']} meV/atom, force RMSE train "
-         f"{e['train']['force_rmse_eV_A']} / test {e['test']['force_rmse_eV_A']} eV/A")
+    echo(registered_line(out, card))
     return out
 
 
