@@ -72,14 +72,13 @@ from typing import Any
 import numpy as np
 
 from .deck import split_production_run
-from .registry import sha256_file
 from .routes import CALLBACK_ROUTES, FIX_ID, lammps_cell, load_calculator
 from .runner import (
     SeedFailed,
     lammps_failure,
     package_versions,
     production,
-    write_json_atomic,
+    record_seed,
 )
 
 
@@ -461,19 +460,7 @@ def run_batch(ensemble_dir: Path, jobs: list[dict[str, Any]], meta: dict[str, An
     wall = time.perf_counter() - t0
     for sdir, man, res in zip(sdirs, manifests, results, strict=True):
         man["batch_summary"] = summary
-        if isinstance(res, Exception):
-            man.update(status="failed", reason=str(res), wall_s=round(wall, 3))
-            write_json_atomic(sdir / "manifest.json", man)
-            continue
-        tmp = sdir / "result.tmp.npz"
-        np.savez_compressed(tmp, **res)
-        tmp.replace(sdir / "result.npz")
-        nsteps = int(round(res["t_pos"][-1] / man["timestep_ps"]))
-        man.update(status="done", wall_s=round(wall, 3), nsteps=nsteps,
-                   steps_per_s=round(nsteps / wall, 2),
-                   finished=datetime.now(UTC).isoformat(),
-                   result_sha256=sha256_file(sdir / "result.npz"))
-        write_json_atomic(sdir / "manifest.json", man)
+        record_seed(sdir, man, res, wall)
     return manifests
 
 

@@ -212,17 +212,25 @@ def run_seed(ensemble_dir: Path, seed: int, deck_text: str, meta: dict[str, Any]
                         thermo_every=meta["thermo_every_steps"], route=meta["route"],
                         route_meta=meta)
     except SeedFailed as exc:
-        manifest.update(status="failed", reason=str(exc),
-                        wall_s=round(time.perf_counter() - t0, 3))
+        return record_seed(sdir, manifest, exc, time.perf_counter() - t0)
+    return record_seed(sdir, manifest, arrays, time.perf_counter() - t0)
+
+
+def record_seed(sdir: Path, manifest: dict[str, Any],
+                outcome: dict[str, np.ndarray] | Exception, wall_s: float) -> dict[str, Any]:
+    """Write a seed's outcome in the run format: on success ``result.npz`` atomically, then the
+    manifest with its sha256 (status ``done``); on failure the manifest alone (status
+    ``failed`` with the reason). Returns the manifest."""
+    if isinstance(outcome, Exception):
+        manifest.update(status="failed", reason=str(outcome), wall_s=round(wall_s, 3))
         write_json_atomic(sdir / "manifest.json", manifest)
         return manifest
     tmp = sdir / "result.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
+    np.savez_compressed(tmp, **outcome)
     tmp.replace(sdir / "result.npz")
-    wall = time.perf_counter() - t0
-    nsteps = int(round(arrays["t_pos"][-1] / meta["timestep_ps"]))
-    manifest.update(status="done", wall_s=round(wall, 3), nsteps=nsteps,
-                    steps_per_s=round(nsteps / wall, 2),
+    nsteps = int(round(outcome["t_pos"][-1] / manifest["timestep_ps"]))
+    manifest.update(status="done", wall_s=round(wall_s, 3), nsteps=nsteps,
+                    steps_per_s=round(nsteps / wall_s, 2),
                     finished=datetime.now(UTC).isoformat(),
                     result_sha256=sha256_file(sdir / "result.npz"))
     write_json_atomic(sdir / "manifest.json", manifest)

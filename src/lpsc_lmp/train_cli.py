@@ -71,6 +71,27 @@ def _rel(p: Path) -> str:
         return str(p)
 
 
+
+def training_target(dataset: str, root: Path | None, name: str, force: bool
+                    ) -> tuple[Path, Path, Path]:
+    """Check a training request before any work: the dataset is split and its split current,
+    the model name is a plain folder name, and an existing model is replaced only with --force.
+    Returns (dataset folder, potentials folder, model folder)."""
+    ds_dir = ((root or data_root()) / dataset).resolve()
+    for split in ("train", "test"):
+        if not (ds_dir / f"{split}.extxyz").is_file():
+            raise DatasetError(f"{ds_dir / (split + '.extxyz')} not found; run `lpsc-lmp data "
+                               f"split {dataset} --test N` (after `data import`) first")
+    check_split_current(ds_dir)
+    if not name or "/" in name or name.startswith("."):
+        raise click.UsageError(f"--name {name!r} must be a plain folder name")
+    pot = potentials_dir()
+    out = pot / name
+    if out.exists() and not force:
+        raise RegistryError(f"model '{name}' exists in {pot}; pass --force to replace it or "
+                            "choose another --name")
+    return ds_dir, pot, out
+
 def train_model(arch: str, dataset: str, name: str, reference: str, steps: int,
                 templates: Path | None = None, force: bool = False,
                 root: Path | None = None, seed: int = 1, rcut: float | None = RCUT_A,
@@ -92,19 +113,7 @@ def train_model(arch: str, dataset: str, name: str, reference: str, steps: int,
         raise click.UsageError(f"--arch {arch} unknown; use one of {', '.join(ARCHS)}")
     if steps < 1:
         raise click.UsageError(f"--steps {steps} must be >= 1")
-    ds_dir = (root or data_root()) / dataset
-    for split in ("train", "test"):
-        if not (ds_dir / f"{split}.extxyz").is_file():
-            raise DatasetError(f"{ds_dir / (split + '.extxyz')} not found; run `lpsc-lmp data "
-                               f"split {dataset} --test N` (after `data import`) first")
-    check_split_current(ds_dir)
-    if not name or "/" in name or name.startswith("."):
-        raise click.UsageError(f"--name {name!r} must be a plain folder name")
-    pot = potentials_dir()
-    out = pot / name
-    if out.exists() and not force:
-        raise RegistryError(f"model '{name}' exists in {pot}; pass --force to replace it or "
-                            "choose another --name")
+    ds_dir, pot, out = training_target(dataset, root, name, force)
     record = read_import_record(dataset, root)
     type_map = list(record["type_map"]) if record else list(DEFAULT_TYPE_MAP)
     present = {s for split in ("train", "test")

@@ -220,11 +220,12 @@ def train_other(arch: str, dataset: str, name: str, reference: str, epochs: int 
     from ase.data import atomic_numbers
     from ase.io import read
 
-    from .dataset import DatasetError, check_split_current, data_root, read_import_record
+    from .dataset import DatasetError, read_import_record
     from .models_add import ENV, ExportError, make_card, run_export
-    from .paths import env_python, potentials_dir
-    from .registry import RegistryError, publish_model_dir, registered_line
+    from .paths import env_python
+    from .registry import publish_model_dir, registered_line
     from .structure import DEFAULT_TYPE_MAP
+    from .train_cli import training_target
 
     echo = echo or click.echo
     if arch not in ARCHS:
@@ -243,19 +244,7 @@ def train_other(arch: str, dataset: str, name: str, reference: str, epochs: int 
     if not exe.exists():
         raise click.UsageError(f"--arch {arch}: environment .venv/{ENV[arch]} is missing; run "
                                "`make install`")
-    ds_dir = ((root or data_root()) / dataset).resolve()
-    for split in ("train", "test"):
-        if not (ds_dir / f"{split}.extxyz").is_file():
-            raise DatasetError(f"{ds_dir / (split + '.extxyz')} not found; run `lpsc-lmp data "
-                               f"split {dataset} --test N` (after `data import`) first")
-    check_split_current(ds_dir)
-    if not name or "/" in name or name.startswith("."):
-        raise click.UsageError(f"--name {name!r} must be a plain folder name")
-    pot = potentials_dir()
-    out = pot / name
-    if out.exists() and not force:
-        raise RegistryError(f"model '{name}' exists in {pot}; pass --force to replace it or "
-                            "choose another --name")
+    ds_dir, pot, out = training_target(dataset, root, name, force)
     record = read_import_record(dataset, root)
     type_map = list(record["type_map"]) if record else list(DEFAULT_TYPE_MAP)
     frames = {s: read(ds_dir / f"{s}.extxyz", index=":") for s in ("train", "test")}
