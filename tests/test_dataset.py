@@ -151,6 +151,122 @@ def test_existing_dataset_needs_append_or_force(tmp_path):
     assert not list((tmp_path / "w").glob("*.tmp"))
 
 
+# --------------------------------------------------------------------------- ABACUS relax
+RELAX = Path(__file__).resolve().parent / "fixtures" / "abacus-relax"
+# dpdata's reference energies of the normal log (tests/test_abacus_relax.py)
+RELAX_ENERGIES = [-465.77753104, -464.35757552, -465.79307346, -465.80056811, -465.81235433]
+
+
+def relax_run(tmp_path: Path, log: str) -> Path:
+    """The relax fixture with ``running_cell-relax.log`` unpacked from ``log`` (normal or
+    abnormal), in a fresh folder."""
+    import gzip
+
+    d = tmp_path / f"relax-{log}"
+    shutil.copytree(RELAX, d, ignore=shutil.ignore_patterns("*.gz", "*.ref", "README.md"))
+    gz = RELAX / "OUT.abacus" / f"running_cell-relax.log.{log}.gz"
+    (d / "OUT.abacus" / "running_cell-relax.log").write_bytes(gzip.decompress(gz.read_bytes()))
+    return d
+
+
+def test_abacus_relax_matches_dpdata_reference(tmp_path):
+    rec = import_dataset([relax_run(tmp_path, "normal")], "r", type_map=["H", "O"],
+                         root=tmp_path, echo=quiet)
+    assert rec["sources"][0]["format"] == "abacus/relax"
+    assert rec["frames"] == 5 and rec["skipped"]["unconverged"] == 0
+    frames = read(tmp_path / "r" / "frames.extxyz", index=":")
+    np.testing.assert_allclose([f.get_potential_energy() for f in frames], RELAX_ENERGIES,
+                               atol=1e-7)
+    np.testing.assert_allclose([f.get_positions() for f in frames],
+                               ref(RELAX / "coord.ref").reshape(5, 3, 3), atol=1e-5)
+    np.testing.assert_allclose([f.get_forces() for f in frames],
+                               ref(RELAX / "force.ref").reshape(5, 3, 3), atol=1e-5)
+    np.testing.assert_allclose([virial_of(f) for f in frames],
+                               ref(RELAX / "virial.ref").reshape(5, 3, 3), atol=1e-5)
+
+
+def test_abacus_relax_counts_unconverged_steps(tmp_path):
+    rec = import_dataset([relax_run(tmp_path, "abnormal")], "r", type_map=["H", "O"],
+                         root=tmp_path, echo=quiet)
+    assert rec["frames"] == 4 and rec["frames_read"] == 5
+    assert rec["skipped"]["unconverged"] == 1
+    energies = [f.get_potential_energy() for f in read(tmp_path / "r" / "frames.extxyz",
+                                                       index=":")]
+    assert energies[-1] == pytest.approx(RELAX_ENERGIES[-1], abs=1e-7)
+
+
+# --------------------------------------------------------------------------- VASP
+VASP = Path(__file__).resolve().parent / "fixtures" / "vasp"
+
+
+def vasp_file(tmp_path: Path, name: str) -> Path:
+    """Unpack a gzipped VASP fixture (real VASP output from dpdata's test suite, see
+    tests/fixtures/vasp/README.md) under its own name, which format detection reads."""
+    import gzip
+
+    out = tmp_path / "vasp" / name
+    out.parent.mkdir(exist_ok=True)
+    out.write_bytes(gzip.decompress((VASP / f"{name}.gz").read_bytes()))
+    return out
+
+
+def rotation(cell_from: np.ndarray, cell_to: np.ndarray) -> np.ndarray:
+    """R with cell_to = cell_from @ R (dpdata turns cells lower-triangular); checked proper."""
+    r = np.linalg.solve(cell_from, cell_to)
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-8)
+    assert np.linalg.det(r) == pytest.approx(1.0, abs=1e-8)
+    return r
+
+
+@pytest.mark.parametrize(("name", "ase_format"), [("OUTCAR.h2o.md", "vasp-out"),
+                                                  ("vasprun.h2o.md.xml", "vasp-xml")])
+def test_vasp_import_matches_ase_reader(tmp_path, name, ase_format):
+    """dpdata (our reader) against ASE's independent VASP parser: TOTEN / e_fr_energy, forces,
+    positions and stress frame by frame, after undoing dpdata's rotation of the cell."""
+    src = vasp_file(tmp_path, name)
+    rec = import_dataset([src], "w", type_map=["O", "H"], root=tmp_path, echo=quiet)
+    fmt = "vasp/outcar" if name.startswith("OUTCAR") else "vasp/xml"
+    assert rec["sources"][0]["format"] == fmt
+    assert rec["frames"] == 3 and rec["skipped"]["unconverged"] == 0
+    ours = read(tmp_path / "w" / "frames.extxyz", index=":")
+    theirs = read(src, index=":", format=ase_format)
+    assert len(theirs) == 3
+    for a, b in zip(theirs, ours, strict=True):
+        assert b.get_chemical_symbols() == a.get_chemical_symbols()
+        r = rotation(a.cell.array, b.cell.array)
+        assert b.get_potential_energy() == pytest.approx(
+            a.get_potential_energy(force_consistent=True), abs=1e-6)
+        np.testing.assert_allclose(b.get_positions(), a.get_positions() @ r, atol=1e-5)
+        np.testing.assert_allclose(b.get_forces(), a.get_forces() @ r, atol=1e-5)
+        np.testing.assert_allclose(b.get_stress(voigt=False),
+                                   r.T @ a.get_stress(voigt=False) @ r, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "kept", "unconverged"),
+                         [("OUTCAR.ch4.unconverged", 1, 2), ("vasprun.h2o.md.conv.xml", 2, 1)])
+def test_vasp_unconverged_steps_skipped_and_counted(tmp_path, name, kept, unconverged):
+    """Ionic steps whose SCF ran into NELM are dropped and counted; the kept ones are the
+    converged steps of ASE's reading of the same file."""
+    src = vasp_file(tmp_path, name)
+    tm = ["C", "H"] if "ch4" in name else ["O", "H"]
+    rec = import_dataset([src], "v", type_map=tm, root=tmp_path, echo=quiet)
+    assert rec["frames"] == kept and rec["frames_read"] == kept + unconverged
+    assert rec["skipped"]["unconverged"] == unconverged
+    fmt = "vasp-out" if name.startswith("OUTCAR") else "vasp-xml"
+    all_e = [at.get_potential_energy(force_consistent=True)
+             for at in read(src, index=":", format=fmt)]
+    for at in read(tmp_path / "v" / "frames.extxyz", index=":"):
+        assert min(abs(at.get_potential_energy() - e) for e in all_e) < 1e-6
+
+
+def test_vasp_outside_type_map_refused(tmp_path):
+    src = vasp_file(tmp_path, "OUTCAR.h2o.md")
+    r = CliRunner().invoke(main, ["data", "import", str(src), "--name", "w",
+                                  "--data-root", str(tmp_path)])
+    assert r.exit_code == 2 and "--type-map Li,P,S,Cl,H,O" in r.output.strip().splitlines()[-1]
+    assert not (tmp_path / "w").exists()
+
+
 # --------------------------------------------------------------------------- extxyz, npy
 def test_extxyz_round_trip(tmp_path):
     frames = lj_frames(4)

@@ -16,8 +16,11 @@ Frames are skipped (and counted) when:
   unconverged frame. ABACUS MD: dpdata drops dumped steps whose SCF did not converge and only
   warns, so we count them ourselves from ``running_md.log`` with dpdata's own rule (an energy line
   "final etot is" / "#TOTAL ENERGY#" or "!! convergence has not been achieved" per MD step, every
-  ``md_dumpfreq``-th step is dumped). ABACUS relax (and any reader): a frame whose energy is not
-  finite (dpdata stores NaN for unconverged relax steps) is counted as unconverged.
+  ``md_dumpfreq``-th step is dumped). ABACUS relax: dpdata drops ionic steps whose SCF did not
+  converge; we count the "convergence has NOT been achieved" messages of the relax log. Any
+  reader: a frame whose energy is not finite is counted as unconverged. VASP
+  (OUTCAR, vasprun.xml): dpdata drops ionic steps whose electronic loop used all NELM iterations;
+  we count them as the difference between reading with and without dpdata's convergence check.
 - ``no_forces``: the frame has no forces (e.g. ABACUS run without ``cal_force``).
 - ``no_energy``: an extxyz frame without an energy.
 """
@@ -31,6 +34,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +195,20 @@ def _abacus_md_unconverged(d: Path) -> int:
     return bad
 
 
+def _abacus_relax_unconverged(d: Path) -> int:
+    """Ionic steps of an ABACUS relax whose SCF did not converge: dpdata 1.1 drops them (their
+    energy is NaN) without a count; ABACUS prints "convergence has NOT been achieved" once for
+    each in ``running_<calculation>.log``."""
+    from dpdata.formats.abacus.relax import get_log_file
+
+    inlines = (d / "INPUT").read_text(errors="replace").split("\n")
+    log = Path(get_log_file(str(d), inlines))
+    if not log.is_file():
+        raise DatasetError(f"{log} not found; pass a finished ABACUS relax calculation")
+    text = log.read_text(errors="replace").lower()
+    return text.count("convergence has not been achieved")
+
+
 def _abacus_scf_unconverged(d: Path) -> bool:
     """True when the ABACUS SCF log reports no convergence (the reason dpdata returns nothing)."""
     from dpdata.formats.abacus.scf import get_energy, get_path_out
@@ -293,8 +311,9 @@ def read_source(src: Path, fmt: str, type_map: list[str]) -> SourceResult:
                 res.notes.append("SCF not converged (running_scf.log)")
             else:
                 system = dpdata.LabeledSystem(str(d), fmt=fmt)
-                if fmt == "abacus/md":
-                    bad = _abacus_md_unconverged(d)
+                if fmt in ("abacus/md", "abacus/relax"):
+                    bad = (_abacus_md_unconverged(d) if fmt == "abacus/md"
+                           else _abacus_relax_unconverged(d))
                     res.read += bad
                     res.skipped["unconverged"] += bad
                 _frames_from_dpdata(system, res)
@@ -308,7 +327,14 @@ def read_source(src: Path, fmt: str, type_map: list[str]) -> SourceResult:
                     system = dpdata.LabeledSystem(str(sysdir), fmt=fmt)
                 _frames_from_dpdata(system, res)
         else:  # vasp/outcar, vasp/xml
-            _frames_from_dpdata(dpdata.LabeledSystem(str(src), fmt=fmt), res)
+            system = dpdata.LabeledSystem(str(src), fmt=fmt)
+            with warnings.catch_warnings():  # dpdata warns again about the same steps
+                warnings.simplefilter("ignore")
+                every = len(dpdata.LabeledSystem(str(src), fmt=fmt, convergence_check=False))
+            bad = every - len(system)
+            res.read += bad
+            res.skipped["unconverged"] += bad
+            _frames_from_dpdata(system, res)
     except DatasetError:
         raise
     except Exception as exc:  # reader failures: one line naming the file and the fix
