@@ -109,6 +109,44 @@ def test_train_mace_registers_a_model_lammps_runs(tiny):
     _check_lammps_route(res["name"], "mace")
 
 
+@_needs_env("mace")
+def test_train_mace_time_limit_writes_model_from_last_checkpoint(tiny):
+    """--max-minutes for MACE: mace_run_train is stopped at the limit and MACE itself writes the
+    model from the newest checkpoint (--restart_latest, no further epoch)."""
+    name = "tiny-mace-timed"
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(main, ["train", "--arch", "mace", "--dataset", "tiny", "--name", name,
+                                  "--reference", "7net", "--max-minutes", "0.5",
+                                  "--data-root", str(tiny["data"])])
+    assert r.exit_code == 0, r.output[-3000:]
+    assert time.perf_counter() - t0 < 30 + 150  # the limit plus evaluation and export
+    card = yaml.safe_load((tiny["pot"] / name / "card.yaml").read_text())
+    stopped = card["training"]["stopped"]
+    epoch = int(stopped.split("epoch ")[1].split()[0])
+    assert epoch % 5 == 0 and epoch >= 5  # checkpoints come at validation epochs
+    assert card["training"]["max_minutes"] == 0.5 and card["training"]["epochs"] is None
+    log = (tiny["pot"] / name / "train.log").read_text()
+    assert "--restart_latest" in log
+    # trained, not the initial model: MACE's own first validation against the card's test RMSE
+    initial = float(log.split("Initial:")[1].split("RMSE_F=")[1].split()[0]) / 1000
+    assert card["errors"]["test"]["force_rmse_eV_A"] < 0.8 * initial, (initial, card["errors"])
+    # the model is that checkpoint: MACE's validation (= test split) at that epoch, as logged
+    logged = float(log.split(f"Epoch {epoch}:")[1].split("RMSE_F=")[1].split()[0]) / 1000
+    assert card["errors"]["test"]["force_rmse_eV_A"] == pytest.approx(logged, abs=2e-4)
+    assert "--max-minutes 0.5" in card["regenerate"]
+
+
+@_needs_env("mace")
+def test_train_mace_time_limit_before_any_checkpoint_fails_cleanly(tiny):
+    r = CliRunner().invoke(main, ["train", "--arch", "mace", "--dataset", "tiny", "--name",
+                                  "tiny-mace-none", "--reference", "7net", "--max-minutes",
+                                  "0.02", "--data-root", str(tiny["data"])])
+    assert r.exit_code == 1 and "saved no checkpoint" in r.output.strip().splitlines()[-1]
+    assert "--max-minutes" in r.output.strip().splitlines()[-1]
+    assert not (tiny["pot"] / "tiny-mace-none").exists()
+    assert not [p for p in tiny["pot"].iterdir() if p.name.startswith(".")]
+
+
 @pytest.mark.slow
 @_needs_env("nequip")
 def test_train_nequip_registers_a_model_lammps_runs(tiny):
@@ -136,8 +174,8 @@ def test_train_allegro_registers_a_model_lammps_runs(tiny):
 def test_train_refusals(tiny):
     run = CliRunner().invoke
     base = ["--dataset", "tiny", "--reference", "7net", "--data-root", str(tiny["data"])]
-    r = run(main, ["train", "--arch", "mace", "--name", "x", "--max-minutes", "1", *base])
-    assert r.exit_code == 2 and "--epochs" in r.output
+    r = run(main, ["train", "--arch", "mace", "--name", "x", "--max-minutes", "0", *base])
+    assert r.exit_code == 2 and "positive" in r.output
     r = run(main, ["train", "--arch", "deepmd", "--name", "x", "--epochs", "2", *base])
     assert r.exit_code == 2 and "--steps" in r.output
     r = run(main, ["train", "--arch", "nequip", "--name", "x", "--epochs", "0", *base])

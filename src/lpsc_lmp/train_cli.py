@@ -256,8 +256,9 @@ def _one_line(exc: Exception) -> str:
 @click.option("--epochs", type=int, default=None,
               help="Epochs (mace, nequip, allegro; default as the bundled models: 20 / 60).")
 @click.option("--max-minutes", type=float, default=None,
-              help="Wall-time limit of the training (nequip, allegro; default 18 with no "
-                   "--epochs).")
+              help="Wall-time limit of the training (mace, nequip, allegro; default 18 for "
+                   "nequip/allegro with no --epochs). MACE is stopped and its model written "
+                   "from the last checkpoint.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Training seed.")
 @click.option("--rcut", type=float, default=None,
               help=f"Cutoff (A; default {RCUT_A:g} for deepmd, 5 for the others).")

@@ -46,6 +46,8 @@ R_MAX_A = 5.0
 #: what an architecture does with neither --epochs nor --max-minutes (the bundled models)
 DEFAULT_EPOCHS = {"mace": 20, "nequip": 60, "allegro": 60}
 DEFAULT_MINUTES = {"mace": None, "nequip": 18.0, "allegro": 18.0}
+#: mace with --max-minutes and no --epochs: train until the time limit
+MACE_UNLIMITED_EPOCHS = 100000
 MODEL_TEXT = {
     "mace": "MACE, 16 channels, max_L 0, correlation 2, 2 interactions, r_max {r} A, "
             "8 Bessel functions, E0s average, float64",
@@ -111,16 +113,31 @@ def _env(exe: Path) -> dict[str, str]:
     return env
 
 
-def _stream(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, echo) -> None:
+def _stream(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, echo,
+            limit_s: float | None = None) -> bool:
     """Run ``cmd``, echo its output line by line (and append it to ``log``); ClickException
-    with the last lines if it fails."""
+    with the last lines if it fails. With ``limit_s`` the process is terminated (SIGTERM) after
+    that many seconds; returns True if that happened (not an error), else False."""
+    import threading
+
     import click
 
     tail: deque[str] = deque(maxlen=15)
+    stopped = threading.Event()
     with open(log, "a") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
+
+        def stop() -> None:
+            if proc.poll() is None:
+                stopped.set()
+                proc.terminate()
+
+        timer = threading.Timer(limit_s, stop) if limit_s else None
+        if timer:
+            timer.daemon = True
+            timer.start()
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -135,9 +152,62 @@ def _stream(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, echo) -> 
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+        finally:
+            if timer:
+                timer.cancel()
+        if stopped.is_set():
+            fh.write(f"[lpsc-lmp] stopped after the time limit of {limit_s:.0f} s\n")
+            return True
     if rc:
         raise click.ClickException(f"{Path(cmd[0]).name} failed (exit {rc}); last lines:\n"
                                    + "\n".join(tail))
+    return False
+
+
+def mace_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """MACE checkpoints (``<tag>_epoch-<N>.pt``) in ``folder``, newest epoch first."""
+    import re
+
+    found = []
+    for f in folder.glob("*_epoch-*.pt"):
+        m = re.search(r"_epoch-(\d+)\.pt$", f.name)
+        if m:
+            found.append((int(m.group(1)), f))
+    return sorted(found, reverse=True)
+
+
+def _loads(exe: Path, env: dict[str, str], ckpt: Path) -> bool:
+    """Whether ``ckpt`` loads with torch in the model's environment (a checkpoint being written
+    when the time limit struck is truncated)."""
+    code = ("import sys, torch; torch.load(sys.argv[1], map_location='cpu', "
+            "weights_only=False)")
+    return subprocess.run([str(exe), "-c", code, str(ckpt)], env=env,
+                          capture_output=True).returncode == 0
+
+
+def mace_finish_from_checkpoint(args: list[str], bindir: Path, exe: Path, work: Path,
+                                env: dict[str, str], log: Path, echo) -> int:
+    """After ``mace_run_train`` was stopped by the time limit: write the model from the newest
+    loadable checkpoint with MACE's own code (``--restart_latest`` with ``--max_num_epochs`` set
+    to the checkpoint's epoch, so no epoch is trained; MACE then evaluates and saves
+    ``<name>.model`` as at the end of a normal run). Returns that epoch."""
+    import click
+
+    epoch = None
+    for n, ckpt in mace_checkpoints(work / "checkpoints"):
+        if _loads(exe, env, ckpt):
+            epoch = n
+            break
+        echo(f"{ckpt.name} is incomplete (written when the time limit struck); removed")
+        ckpt.unlink()
+    if epoch is None:
+        raise click.ClickException("mace_run_train saved no checkpoint before the time limit "
+                                   "(it saves one when the validation error improves, every "
+                                   "eval_interval epochs); raise --max-minutes or use --epochs")
+    echo(f"time limit reached: writing the model from the checkpoint of epoch {epoch} ...")
+    _stream([str(bindir / "mace_run_train"), *args, "--restart_latest",
+             f"--max_num_epochs={epoch}"], work, env, log, echo)
+    return epoch
 
 
 def _run_json(cmd: list[str], env: dict[str, str], what: str) -> dict[str, Any]:
@@ -234,9 +304,6 @@ def train_other(arch: str, dataset: str, name: str, reference: str, epochs: int 
         raise click.UsageError(f"--epochs {epochs} must be >= 1")
     if max_minutes is not None and max_minutes <= 0:
         raise click.UsageError(f"--max-minutes {max_minutes:g} must be positive")
-    if arch == "mace" and max_minutes is not None:
-        raise click.UsageError("--max-minutes: mace_run_train has no time limit (its model is "
-                               "written only at the end); use --epochs N for mace")
     if epochs is None and max_minutes is None:
         epochs, max_minutes = DEFAULT_EPOCHS[arch], DEFAULT_MINUTES[arch]
     r_max = float(rcut if rcut is not None else R_MAX_A)
@@ -268,17 +335,24 @@ def train_other(arch: str, dataset: str, name: str, reference: str, epochs: int 
         echo(f"training {arch} '{name}' on {ds_dir} ({limit}, type map {type_map}, r_max "
              f"{r_max} A) in .venv/{ENV[arch]}; trainer output follows")
         t0 = time.perf_counter()
+        stopped_at = None
         if arch == "mace":
             mace_data(ds_dir, work / "data")
+            n_epochs = epochs or MACE_UNLIMITED_EPOCHS
             ctx = {"name": "model", "seed": seed, "r_max": r_max,
                    "train_file": str(work / "data" / "train.extxyz"),
                    "test_file": str(work / "data" / "test.extxyz"),
                    "atomic_numbers": sorted(atomic_numbers[s] for s in type_map),
-                   "epochs": epochs, "eval_interval": max(1, min(5, epochs))}
+                   "epochs": n_epochs, "eval_interval": max(1, min(5, n_epochs))}
             text = render(arch, ctx, templates)
             (model / "training_args.txt").write_text(text)
             args = [ln.strip() for ln in text.splitlines() if ln.strip()]
-            _stream([str(bindir / "mace_run_train"), *args], work, env, log, echo)
+            if max_minutes:  # keep every checkpoint: one may be cut short by the time limit
+                args.append("--keep_checkpoints")
+            if _stream([str(bindir / "mace_run_train"), *args], work, env, log, echo,
+                       limit_s=max_minutes * 60 if max_minutes else None):
+                stopped_at = mace_finish_from_checkpoint(args, bindir, exe, work, env, log,
+                                                         echo)
             src = work / "model.model"
             if not src.is_file():
                 raise click.ClickException(f"mace_run_train wrote no {src.name}; see {log}")
@@ -322,7 +396,7 @@ def train_other(arch: str, dataset: str, name: str, reference: str, epochs: int 
         card.pop("source", None)
         card = _card(card, arch, reference, reference_method, name, dataset, ds_dir, record,
                      frames, r_max, epochs, max_minutes, seed, seconds, res, src, ckpt_name=(
-                         None if arch == "mace" else ckpt.name))
+                         None if arch == "mace" else ckpt.name), stopped_at=stopped_at)
         if out.exists() and reference_method is None:
             from .train_cli import _carry_over
 
@@ -348,7 +422,7 @@ def _card(card: dict[str, Any], arch: str, reference: str, reference_method: str
           name: str, dataset: str, ds_dir: Path, record: dict[str, Any] | None,
           frames: dict[str, list], r_max: float, epochs: int | None, max_minutes: float | None,
           seed: int, seconds: float, res: dict[str, Any], src: Path,
-          ckpt_name: str | None) -> dict[str, Any]:
+          ckpt_name: str | None, stopped_at: int | None = None) -> dict[str, Any]:
     from .models_add import ENV
     from .paths import env_python
 
@@ -366,6 +440,9 @@ def _card(card: dict[str, Any], arch: str, reference: str, reference_method: str
         how = {"command": "mace_run_train (arguments in training_args.txt)",
                "input": "templates/train/mace.args.j2 (rendered copy in training_args.txt)"}
         files, derive = {"deploy": res["deploy"]}, None
+        if stopped_at is not None:
+            how["stopped"] = (f"by --max-minutes {max_minutes:g}; model written by MACE from the "
+                              f"checkpoint of epoch {stopped_at} (the last improving validation)")
     else:
         pkgs = "nequip e3nn torch" + (" nequip-allegro" if arch == "allegro" else "")
         v = ver(pkgs).split()
