@@ -54,7 +54,8 @@ def test_missing_model_file(runs, tmp_path):
     shutil.copytree(potentials_dir() / "dp-7net", pot / "dp-7net",
                     ignore=shutil.ignore_patterns("*.pth"))
     res = run(base(runs), env={"LPSC_LMP_POTENTIALS": str(pot)})
-    assert "is missing; run `make install`" in one_line_error(res)
+    # compressed.pth would be derived on first use, but its source frozen.pth is gone too
+    assert "frozen.pth (source of compressed.pth) is missing; restore it" in one_line_error(res)
     assert not runs.exists()
 
 

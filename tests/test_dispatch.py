@@ -223,3 +223,26 @@ def test_real_slurm(fake, slurm, monkeypatch):  # noqa: F811
     # the jobs really went through Slurm
     scripts = list((fake["tmp"] / "remote").rglob("*.sub"))
     assert scripts and "#SBATCH" in scripts[0].read_text()
+
+
+def test_worker_command_cleans_loader_variables_of_other_envs(monkeypatch, tmp_path):
+    """A job inherits the submitting environment (Slurm --export=ALL); `import lammps` in the dp
+    env points LD_PRELOAD etc. at its torch, which breaks a MACE/NequIP worker."""
+    import shlex
+
+    from lpsc_lmp.dispatch import _worker_command
+
+    dp = "/p/.venv/dp/lib/python3.11/site-packages"
+    mace_py = "/p/.venv/mace/bin/python"
+    monkeypatch.setenv("LD_PRELOAD", f"{dp}/torch/lib/libtorch.so")
+    monkeypatch.setenv("LAMMPS_PLUGIN_PATH", f"{dp}/deepmd/lib")
+    monkeypatch.setenv("LD_LIBRARY_PATH", f"/opt/cuda/lib64:{dp}/torch/lib:/p/.venv/mace/lib")
+    cmd = _worker_command(mace_py, tmp_path, 1)
+    words = shlex.split(cmd.split(" || ")[0])
+    assert words[:5] == ["env", "-u", "LD_PRELOAD", "-u", "LAMMPS_PLUGIN_PATH"]
+    assert "LD_LIBRARY_PATH=/opt/cuda/lib64:/p/.venv/mace/lib" in words
+    assert words[words.index(mace_py) + 1:words.index(mace_py) + 3] == ["-m", "lpsc_lmp.worker"]
+    # the dp env's own worker keeps its entries and loses the other env's
+    dp_cmd = _worker_command("/p/.venv/dp/bin/python", tmp_path, 1)
+    assert " -u " not in dp_cmd.split(" || ")[0]
+    assert f"LD_LIBRARY_PATH=/opt/cuda/lib64:{dp}/torch/lib " in dp_cmd

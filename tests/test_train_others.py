@@ -71,7 +71,7 @@ def _check_registered(tiny, res: dict, arch: str, env: str, files: set[str]) -> 
 
     card = res["card"]
     assert card["architecture"] == arch and card["env"] == env
-    assert card["route"] == "python-callback"
+    assert card["route"][0] == arch and card["route"][-1] == "python-callback"
     assert card["reference"] == "7net" and card["dataset"] == "tiny"
     assert card["type_map"] == ["Li", "P", "S", "Cl"] and card["cutoff_A"] == 5.0
     assert card["training"]["frames"] == {"train": 10, "test": 3}

@@ -87,7 +87,8 @@ def models_list() -> None:
         click.echo("no models registered under potentials/")
     for name in names:
         c = load_card(name)
-        state = "ready" if c.deploy_file.is_file() else "missing file (run `make install`)"
+        state = ("ready" if c.lammps_file.is_file() else
+                 f"{c.lammps_file.name} missing (run `lpsc-lmp models prepare {c.name}`)")
         click.echo(f"{c.name:16s} {c.architecture:8s} {c.reference:8s} "
                    f"{'-'.join(c.type_map):12s} rcut {c.cutoff_A:g} A  route {c.route:8s} {state}")
 
@@ -98,18 +99,26 @@ def models_show(name: str) -> None:
     """The whole card of a model."""
     c = load_card(name)
     click.echo(yaml.safe_dump(c.raw, sort_keys=False).rstrip())
-    state = "present" if c.deploy_file.is_file() else "MISSING: run `make install`"
-    click.echo(f"# deploy file: {c.deploy_file} ({state})")
+    state = "present" if c.lammps_file.is_file() else \
+        f"MISSING: run `lpsc-lmp models prepare {c.name}`"
+    click.echo(f"# route here: {c.route}; file LAMMPS uses: {c.lammps_file} ({state})")
 
 
 @models.command("prepare")
+@click.argument("names", nargs=-1)
 @click.option("--force", is_flag=True, help="Remake derived files that exist.")
-def models_prepare(force: bool) -> None:
-    """Derive deployable files (e.g. compressed DeePMD models) from the committed ones."""
+@click.option("--all-routes", is_flag=True,
+              help="Also make the exports of native routes this LAMMPS cannot run (pair_nequip, "
+                   "pair_allegro, pair_mace), e.g. to copy them to a cluster.")
+def models_prepare(names: tuple[str, ...], force: bool, all_routes: bool) -> None:
+    """Derive deployable files (e.g. compressed DeePMD models) from the committed ones: for
+    every model, or the NAMES given. A native route's export is made when that route is the one
+    this LAMMPS runs (or with --all-routes)."""
     from .deploy import derive_missing
 
-    for name in list_models():
-        for path in derive_missing(load_card(name), force=force):
+    for name in names or list_models():
+        for path in derive_missing(load_card(name), force=force, all_routes=all_routes,
+                                   echo=click.echo):
             click.echo(f"{name}: made {path.name}")
 
 

@@ -3,62 +3,148 @@
 A card's ``derive`` section maps a file to the tool that makes it, e.g.
 ``compressed.pth: {from: frozen.pth, tool: dp-compress}``. Large derived files (a compressed
 DeePMD model is ~100x its frozen model) are not committed; they are made here in seconds.
+
+Exports for native pair styles carry the route they serve, e.g.
+``model-pair.nequip.pt2: {from: m.nequip.zip, tool: nequip-compile, target: pair_nequip,
+route: nequip}``. They are made when that route is the one the LAMMPS in use runs (by
+``models prepare`` or on the first ensemble), or for every route with ``--all-routes``: a
+pair_nequip compile costs ~100 s and is useless where LAMMPS lacks ``pair_style nequip``.
+
+Tools (each runs in the model's own environment):
+
+- ``dp-compress``: ``dp --pt compress`` (core environment).
+- ``nequip-compile``: ``nequip-compile --mode aotinductor --device cpu --target T`` with
+  ``target`` ase (the ASE calculator and the python-callback route; default), pair_nequip,
+  pair_allegro or batch. Compile on the machine (CPU/GPU) that will run the file.
+- ``mace-create-lammps-model``: MACE's ``mace_create_lammps_model`` (TorchScript for
+  ``pair_style mace``, float64); with ``format: mliap`` the ML-IAP export for
+  ``pair_style mliap unified`` (needs cuequivariance and a GPU, per MACE's documentation).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .registry import ModelCard, RegistryError
 
 
-def _dp_compress(src: Path, out: Path) -> None:
+def _dp_compress(src: Path, out: Path, how: dict[str, Any]) -> None:
     from .train_deepmd import compress
 
     compress(src, out)
 
 
-def _nequip_compile(src: Path, out: Path) -> None:
-    """AOTInductor-compile a NequIP/Allegro package or checkpoint for the ASE calculator, in
-    ``.venv/nequip`` (40-100 s with g++)."""
-    import subprocess
-
+def _tool_env(env: str, tool: str, out: Path) -> tuple[Path, dict[str, str]]:
     from .paths import env_python, thread_env
     from .routes import env_for_subprocess
 
-    exe = env_python("nequip").parent / "nequip-compile"
+    exe = env_python(env).parent / tool
     if not exe.exists():
         raise RegistryError(f"{exe} is missing (needed to make {out.name}); run `make install`")
-    tmp = out.with_name(".tmp-" + out.name)
+    return exe, dict(env_for_subprocess(exe), **thread_env(1))
+
+
+def _failed(tool: str, src: Path, r: subprocess.CompletedProcess) -> RegistryError:
+    last = ((r.stderr or "").strip().splitlines() or (r.stdout or "").strip().splitlines()
+            or ["?"])[-1]
+    return RegistryError(f"{tool} of {src.name} failed: {last[:200]}")
+
+
+def _nequip_compile(src: Path, out: Path, how: dict[str, Any]) -> None:
+    """AOTInductor-compile a NequIP/Allegro package or checkpoint for ``how['target']`` (ase,
+    pair_nequip, pair_allegro, batch) in ``.venv/nequip`` (40-100 s with g++)."""
+    exe, env = _tool_env("nequip", "nequip-compile", out)
+    target = how.get("target", "ase")
+    tmp = out.with_name(".tmp-" + out.name)  # keeps the .nequip.pt2 ending nequip-compile wants
     r = subprocess.run([str(exe), str(src), str(tmp), "--mode", "aotinductor", "--device", "cpu",
-                        "--target", "ase"], capture_output=True, text=True,
-                       env=dict(env_for_subprocess(exe), **thread_env(1)))
+                        "--target", target], capture_output=True, text=True, env=env)
     if r.returncode or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        last = (r.stderr.strip().splitlines() or ["?"])[-1]
-        raise RegistryError(f"nequip-compile of {src.name} failed: {last[:200]}")
+        raise _failed(f"nequip-compile --target {target}", src, r)
     tmp.replace(out)
 
 
-TOOLS: dict[str, Callable[[Path, Path], None]] = {"dp-compress": _dp_compress,
-                                                   "nequip-compile": _nequip_compile}
+def _mace_create_lammps_model(src: Path, out: Path, how: dict[str, Any]) -> None:
+    """MACE's own LAMMPS export of a ``.model`` (``--format libtorch`` or ``mliap``, float64),
+    run on a copy in a scratch folder (MACE writes ``<model>-lammps.pt`` next to its input)."""
+    exe, env = _tool_env("mace", "mace_create_lammps_model", out)
+    fmt = how.get("format", "libtorch")
+    suffix = "-mliap_lammps.pt" if fmt == "mliap" else "-lammps.pt"
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".mace-export-") as tmp:
+        copy = Path(tmp) / src.name
+        shutil.copyfile(src, copy)
+        r = subprocess.run([str(exe), str(copy), "--dtype", "float64", "--format", fmt],
+                           capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        made = copy.with_name(copy.name + suffix)
+        if r.returncode or not made.is_file():
+            err = _failed(f"mace_create_lammps_model --format {fmt}", src, r)
+            if fmt == "mliap":
+                err = RegistryError(f"{err}; the ML-IAP export needs cuequivariance in "
+                                    ".venv/mace and, per MACE's documentation, a GPU")
+            raise err
+        made.replace(out)
 
 
-def derive_missing(card: ModelCard, force: bool = False) -> list[Path]:
-    """Make every derived file of ``card`` that is missing; return the files made."""
-    made = []
+TOOLS: dict[str, Callable[[Path, Path, dict[str, Any]], None]] = {
+    "dp-compress": _dp_compress,
+    "nequip-compile": _nequip_compile,
+    "mace-create-lammps-model": _mace_create_lammps_model,
+}
+
+
+def _make(card: ModelCard, target: str, how: dict[str, Any]) -> Path:
+    out = card.directory / target
+    src = card.directory / how["from"]
+    if not src.is_file():
+        raise RegistryError(f"{src} (source of {target}) is missing; restore it from git")
+    tool = TOOLS.get(how["tool"])
+    if tool is None:
+        raise RegistryError(f"card of {card.name}: unknown derive tool {how['tool']!r}; "
+                            f"use one of {sorted(TOOLS)}")
+    tool(src, out, how)
+    return out
+
+
+def derive_missing(card: ModelCard, force: bool = False, all_routes: bool = False,
+                   echo: Callable[[str], None] | None = None) -> list[Path]:
+    """Make the derived files of ``card`` that are missing (all with ``force``); a native
+    route's export only if that route is the card's selected one, or ``all_routes``. Returns
+    the files made."""
+    made, failed = [], []
     for target, how in (card.raw.get("derive") or {}).items():
-        out = card.directory / target
-        if out.is_file() and not force:
+        if "route" in how and how["route"] != card.route and not all_routes:
             continue
-        src = card.directory / how["from"]
-        if not src.is_file():
-            raise RegistryError(f"{src} (source of {target}) is missing; restore it from git")
-        tool = TOOLS.get(how["tool"])
-        if tool is None:
-            raise RegistryError(f"card of {card.name}: unknown derive tool {how['tool']!r}; "
-                                f"use one of {sorted(TOOLS)}")
-        tool(src, out)
-        made.append(out)
+        if (card.directory / target).is_file() and not force:
+            continue
+        if echo:
+            echo(f"{card.name}: making {target} ({how['tool']}"
+                 + (f" --target {how['target']}" if "target" in how else "") + ") ...")
+        try:
+            made.append(_make(card, target, how))
+        except RegistryError as exc:
+            if not all_routes or how.get("route") in (None, card.route):
+                raise  # a file this machine needs
+            failed.append(str(exc))  # an export for another machine's LAMMPS: go on
+            if echo:
+                echo(f"{card.name}: skipped {target}: {exc}")
+    if failed and echo is None:
+        raise RegistryError("; ".join(failed))
     return made
+
+
+def derive_route_file(card: ModelCard, echo: Callable[[str], None] | None = print
+                      ) -> Path | None:
+    """Make the file the card's selected route loads if it is missing and derivable (the
+    first ensemble on a LAMMPS with a native pair style); None if nothing was made."""
+    target = card.lammps_file.name
+    how = (card.raw.get("derive") or {}).get(target)
+    if card.lammps_file.is_file() or how is None:
+        return None
+    if echo:
+        echo(f"{card.name}: making {target} for route {card.route} ({how['tool']}) ...")
+    return _make(card, target, how)

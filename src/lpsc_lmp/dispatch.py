@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import threading
 import time
@@ -78,14 +79,28 @@ def group_jobs(tasks: list[SeedTask], seeds_per_job: int) -> list[list[SeedTask]
     return jobs
 
 
+#: loader/plugin variables that `import lammps` in the dp env points at torch 2.11 (routes.py)
+LOADER_VARS = ("LD_LIBRARY_PATH", "LD_PRELOAD", "LAMMPS_PLUGIN_PATH")
+
+
 def _worker_command(python: str, edir: Path, threads: int) -> str:
-    env = dict(thread_env(threads))
+    """The job's shell command. Batch systems pass the submitting environment on (Slurm's
+    default --export=ALL, the Shell context inherits it), so the loader variables are cleaned
+    for ``python`` as for local workers (``routes.env_for_subprocess``): entries that point
+    into another project environment are dropped (``env -u`` when nothing is left)."""
+    from .routes import env_for_subprocess
+
+    clean = env_for_subprocess(python)
+    unset = [k for k in LOADER_VARS if k in os.environ and k not in clean]
+    env = {k: clean[k] for k in LOADER_VARS if k in clean and clean[k] != os.environ.get(k)}
+    env.update(thread_env(threads))
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + ":${PYTHONPATH:-}"
     sets = " ".join(f"{k}={shlex.quote(v) if k != 'PYTHONPATH' else v}" for k, v in env.items())
+    unsets = "".join(f"-u {k} " for k in unset)
     # The worker's exit code is ignored on purpose: the manifests are the result, and a seed the
     # worker did not finish is handled by our retry policy, not by dpdispatcher's resubmission.
-    return (f"env {sets} {shlex.quote(python)} -m lpsc_lmp.worker {shlex.quote(str(edir))} "
-            f"job.json || echo \"worker exited with code $?\" >&2")
+    return (f"env {unsets}{sets} {shlex.quote(python)} -m lpsc_lmp.worker "
+            f"{shlex.quote(str(edir))} job.json || echo \"worker exited with code $?\" >&2")
 
 
 def build_submission(ensembles: list[Ensemble], tasks: list[SeedTask], conf: dict[str, Any],

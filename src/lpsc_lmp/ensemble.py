@@ -132,7 +132,7 @@ def _deck_context(s: EnsembleSettings, card: ModelCard, data_file: Path, seed: i
                   ) -> dict[str, Any]:
     return {
         "data_file": str(data_file), "route": card.route,
-        "model_file": str(card.deploy_file), "type_map": list(card.type_map),
+        "model_file": str(card.lammps_file), "type_map": list(card.type_map),
         "cutoff": card.cutoff_A,
         "li_type": card.type_map.index("Li") + 1, "neighbor_skin_A": 2.0,
         "timestep_ps": s.timestep_fs / 1000.0, "temperature_K": s.temperature_K, "seed": seed,
@@ -166,7 +166,10 @@ def prepare(s: EnsembleSettings) -> tuple[Path, ModelCard, dict[str, Any]]:
     before all checks have passed."""
     s.validate()
     card = load_card(s.model)
-    model_file = card.require_deploy_file()
+    from .deploy import derive_route_file
+
+    derive_route_file(card)  # a native route's export, made on first use (models prepare)
+    model_file = card.require_lammps_file()
     atoms = prepare_structure(s, card)
     edir = ensemble_dir(s)
     # Render one deck first so template errors surface before anything is written.

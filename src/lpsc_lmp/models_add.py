@@ -6,9 +6,16 @@ running the architecture's own export tool in that architecture's environment:
 - deepmd: checkpoint ``.pt`` (``dp --pt freeze``) or frozen ``.pth`` -> ``frozen.pth``;
   env dp, route deepmd.
 - nequip, allegro: checkpoint ``.ckpt`` or package ``.nequip.zip`` (``nequip-compile --mode
-  aotinductor --target ase``) or compiled ``.nequip.pt2`` -> ``model.nequip.pt2``; env nequip,
-  route python-callback.
-- mace: ``.model`` (converted to float64) -> ``model.model``; env mace, route python-callback.
+  aotinductor --target ase``) or compiled ``.nequip.pt2`` -> ``model.nequip.pt2``; env nequip.
+  The checkpoint/package is kept (``source.*``) and the card lists routes
+  ``[nequip|allegro, python-callback]`` with the pair-style export (``nequip-compile --target
+  pair_nequip|pair_allegro`` -> ``model-pair.nequip.pt2``) as a derived file; a compiled
+  ``.nequip.pt2`` (target ase) can only run on python-callback.
+- mace: ``.model`` (converted to float64) -> ``model.model``; env mace; routes
+  ``[mace, mliap, python-callback]`` with ``mace_create_lammps_model`` exports
+  (``model.model-lammps.pt``, ``model.model-mliap_lammps.pt``) as derived files.
+
+Derived pair-style exports are made where LAMMPS has the pair style (``lpsc_lmp.deploy``).
 
 The file is loaded in that environment first; a file that is not of the claimed architecture is
 refused with a one-line error (a NequIP-framework checkpoint says whether it is NequIP or Allegro;
@@ -33,8 +40,36 @@ from typing import Any
 
 ARCHS = ("deepmd", "nequip", "allegro", "mace")
 ENV = {"deepmd": "dp", "nequip": "nequip", "allegro": "nequip", "mace": "mace"}
-ROUTE = {"deepmd": "deepmd", "nequip": "python-callback", "allegro": "python-callback",
-         "mace": "python-callback"}
+
+
+#: exports for native pair styles, per architecture: (route, files key, file name, how)
+NATIVE_EXPORTS: dict[str, list[tuple[str, str, str, dict[str, str]]]] = {
+    "mace": [("mace", "pair_mace", "model.model-lammps.pt",
+              {"tool": "mace-create-lammps-model"}),
+             ("mliap", "mliap", "model.model-mliap_lammps.pt",
+              {"tool": "mace-create-lammps-model", "format": "mliap"})],
+    "nequip": [("nequip", "pair_nequip", "model-pair.nequip.pt2",
+                {"tool": "nequip-compile", "target": "pair_nequip"})],
+    "allegro": [("allegro", "pair_allegro", "model-pair.nequip.pt2",
+                 {"tool": "nequip-compile", "target": "pair_allegro"})],
+}
+
+
+def native_routes(arch: str, source: str | None) -> dict[str, Any]:
+    """Card fields for the native pair-style routes of ``arch``, exported from ``source`` (the
+    MACE .model, the NequIP/Allegro package or checkpoint kept in the model folder): ``route``
+    (native first, python-callback last), extra ``files`` and ``derive`` entries. The exports
+    are made by ``models prepare`` / the first ensemble where LAMMPS has the pair style."""
+    if arch == "deepmd":
+        return {"route": "deepmd", "files": {}, "derive": {}}
+    if source is None:  # e.g. an already compiled .nequip.pt2: nothing to export from
+        return {"route": "python-callback", "files": {}, "derive": {}}
+    routes, files, derive = [], {}, {}
+    for route, key, fname, how in NATIVE_EXPORTS[arch]:
+        routes.append(route)
+        files[key] = fname
+        derive[fname] = {"from": source, **how, "route": route}
+    return {"route": [*routes, "python-callback"], "files": files, "derive": derive}
 
 
 class ExportError(ValueError):
@@ -90,7 +125,8 @@ def _export_mace(src: Path, out: Path) -> dict[str, Any]:
     MACECalculator(model_paths=str(deploy), device="cpu", default_dtype="float64")
     z = [int(v) for v in model.atomic_numbers]
     return {"deploy": deploy.name, "type_map": [chemical_symbols[k] for k in z],
-            "cutoff_A": float(model.r_max), "export": "float64 (model.double())"}
+            "cutoff_A": float(model.r_max), "export": "float64 (model.double())",
+            "source": deploy.name}
 
 
 def _nequip_arch_of(src: Path) -> str | None:
@@ -115,6 +151,7 @@ def _nequip_arch_of(src: Path) -> str | None:
 def _export_nequip(src: Path, out: Path, arch: str) -> dict[str, Any]:
     deploy = out / "model.nequip.pt2"
     name = src.name
+    source = None
     if name.endswith(".nequip.pt2"):
         shutil.copyfile(src, deploy)
         how = "copied"
@@ -128,6 +165,11 @@ def _export_nequip(src: Path, out: Path, arch: str) -> dict[str, Any]:
                                   f"pass --arch {found}")
         compile_nequip(src, deploy)
         how = "nequip-compile --mode aotinductor --target ase"
+        if src.parent.resolve() == out.resolve():  # already in the model folder (train)
+            source = name
+        else:  # kept in the model folder: the pair-style exports derive from it
+            source = "source.ckpt" if name.endswith(".ckpt") else "source.nequip.zip"
+            shutil.copyfile(src, out / source)
     else:
         raise ExportError(f"{name}: NequIP/Allegro files are a checkpoint .ckpt, a package "
                           ".nequip.zip or a compiled .nequip.pt2")
@@ -144,7 +186,7 @@ def _export_nequip(src: Path, out: Path, arch: str) -> dict[str, Any]:
     type_names = meta["type_names"]
     type_map = type_names.split(" ") if isinstance(type_names, str) else list(type_names)
     return {"deploy": deploy.name, "type_map": type_map, "cutoff_A": float(meta["r_max"]),
-            "export": how}
+            "export": how, "source": source}
 
 
 def compile_nequip(src: Path, out: Path) -> None:
@@ -208,13 +250,20 @@ def run_export(arch: str, src: Path, out: Path) -> dict[str, Any]:
 
 def make_card(name: str, arch: str, functional: str, src: Path, res: dict[str, Any]
               ) -> dict[str, Any]:
-    return {
+    nat = native_routes(arch, res.get("source"))
+    files = {"deploy": res["deploy"]}
+    if res.get("source") and res["source"] != res["deploy"]:
+        files["package"] = res["source"]
+    card = {
         "name": name, "architecture": arch, "reference": functional,
-        "type_map": res["type_map"], "cutoff_A": res["cutoff_A"], "route": ROUTE[arch],
-        "env": ENV[arch], "files": {"deploy": res["deploy"]},
+        "type_map": res["type_map"], "cutoff_A": res["cutoff_A"], "route": nat["route"],
+        "env": ENV[arch], "files": {**files, **nat["files"]},
         "source": {"file": str(src), "added": datetime.now(UTC).isoformat(timespec="seconds"),
                    "export": res["export"]},
     }
+    if nat["derive"]:
+        card["derive"] = nat["derive"]
+    return card
 
 
 def add_model(name: str, arch: str, functional: str, src: Path, force: bool = False,

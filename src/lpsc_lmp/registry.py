@@ -19,6 +19,11 @@ from .paths import potentials_dir
 REQUIRED_KEYS = ("name", "architecture", "reference", "type_map", "cutoff_A", "route", "env",
                  "files")
 ROUTES = ("deepmd", "python-callback", "nequip", "allegro", "mace", "mliap")
+#: The card's ``files`` key of the file LAMMPS loads on each route: native NequIP/Allegro/MACE
+#: pair styles need their own exports (nequip-compile --target pair_nequip|pair_allegro,
+#: mace_create_lammps_model [--format=mliap]); deepmd and python-callback use ``deploy``.
+ROUTE_FILE_KEY = {"deepmd": "deploy", "python-callback": "deploy", "nequip": "pair_nequip",
+                  "allegro": "pair_allegro", "mace": "pair_mace", "mliap": "mliap"}
 
 
 class RegistryError(ValueError):
@@ -46,10 +51,21 @@ class ModelCard:
         return self.directory / self.files["deploy"]
 
     def require_deploy_file(self) -> Path:
-        p = self.deploy_file
+        return self._require(self.deploy_file)
+
+    @property
+    def lammps_file(self) -> Path:
+        """The file the deck hands LAMMPS (or the callback) on the selected route."""
+        return self.directory / self.files[ROUTE_FILE_KEY[self.route]]
+
+    def require_lammps_file(self) -> Path:
+        return self._require(self.lammps_file)
+
+    def _require(self, p: Path) -> Path:
         if not p.is_file():
-            hint = ("run `make install` (it derives this file)" if "derive" in self.raw
-                    else f"restore {p.name} in {self.directory}")
+            derived = p.name in (self.raw.get("derive") or {})
+            hint = (f"run `lpsc-lmp models prepare {self.name}` (it derives this file)"
+                    if derived else f"restore {p.name} in {self.directory}")
             raise RegistryError(f"model file {p} of '{self.name}' is missing; {hint}")
         return p
 
@@ -89,6 +105,10 @@ def load_card(name: str, root: Path | None = None) -> ModelCard:
             route = select_route(prefs, env=raw["env"])
         except RouteError as exc:
             raise RegistryError(f"card {path}: {exc}") from None
+    key = ROUTE_FILE_KEY[route]
+    if key not in (raw["files"] or {}):
+        raise RegistryError(f"card {path}: route {route} needs files.{key} (the model exported "
+                            f"for that pair style); add it or put another route first")
     return ModelCard(name=raw["name"], architecture=raw["architecture"],
                      reference=str(raw["reference"]), type_map=tuple(raw["type_map"]),
                      cutoff_A=float(raw["cutoff_A"]), route=route, env=raw["env"],

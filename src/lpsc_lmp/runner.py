@@ -202,6 +202,7 @@ def run_seed(ensemble_dir: Path, seed: int, deck_text: str, meta: dict[str, Any]
         "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",
                                                    "DP_INTRA_OP_PARALLELISM_THREADS",
                                                    "DP_INTER_OP_PARALLELISM_THREADS")},
+        "lammps_args": os.environ.get("LPSC_LMP_LAMMPS_ARGS", ""),
         "deck_sha256": hashlib.sha256(deck_text.encode()).hexdigest(),
         **meta,
     }

@@ -22,7 +22,8 @@ BAR_EV_A3 = 1e5 / 1.602176634e11
 
 
 def pair_lines(card: ModelCard, templates: Path | None = None) -> str:
-    ctx = {"model_file": str(card.require_deploy_file()), "type_map": list(card.type_map)}
+    ctx = {"model_file": str(card.require_lammps_file()), "type_map": list(card.type_map),
+           "cutoff": card.cutoff_A}
     return render_deck(ctx, f"pair/{card.route}.j2", templates).text
 
 

@@ -423,7 +423,7 @@ def _card(card: dict[str, Any], arch: str, reference: str, reference_method: str
           frames: dict[str, list], r_max: float, epochs: int | None, max_minutes: float | None,
           seed: int, seconds: float, res: dict[str, Any], src: Path,
           ckpt_name: str | None, stopped_at: int | None = None) -> dict[str, Any]:
-    from .models_add import ENV
+    from .models_add import ENV, native_routes
     from .paths import env_python
 
     exe = env_python(ENV[arch])
@@ -439,7 +439,7 @@ def _card(card: dict[str, Any], arch: str, reference: str, reference_method: str
         program = f"mace-torch {v[0]} (e3nn {v[1]}, torch {v[2]}), CPU"
         how = {"command": "mace_run_train (arguments in training_args.txt)",
                "input": "templates/train/mace.args.j2 (rendered copy in training_args.txt)"}
-        files, derive = {"deploy": res["deploy"]}, None
+        files, derive = {"deploy": res["deploy"]}, {}
         if stopped_at is not None:
             how["stopped"] = (f"by --max-minutes {max_minutes:g}; model written by MACE from the "
                               f"checkpoint of epoch {stopped_at} (the last improving validation)")
@@ -454,6 +454,9 @@ def _card(card: dict[str, Any], arch: str, reference: str, reference_method: str
                "checkpoint": f"{ckpt_name} (EMA weights), packaged with nequip-package"}
         files = {"package": src.name, "deploy": res["deploy"]}
         derive = {res["deploy"]: {"from": src.name, "tool": "nequip-compile"}}
+    nat = native_routes(arch, res.get("source"))
+    files.update(nat["files"])
+    derive.update(nat["derive"])
     if record:
         srcs = sorted({f"{s['format']}: {s['source']}" for s in record.get("sources", [])})
         sampling = (f"imported by `lpsc-lmp data import` from {len(srcs)} source(s): "
@@ -468,7 +471,8 @@ def _card(card: dict[str, Any], arch: str, reference: str, reference_method: str
     out = {
         **{k: card[k] for k in ("name", "architecture", "reference")},
         "reference_method": reference_method or f"{reference} labels of {_rel(ds_dir)}",
-        **{k: card[k] for k in ("type_map", "cutoff_A", "route", "env")},
+        **{k: card[k] for k in ("type_map", "cutoff_A")}, "route": nat["route"],
+        "env": card["env"],
         "files": files,
         **({"derive": derive} if derive else {}),
         "dataset": dataset,

