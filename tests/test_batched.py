@@ -45,7 +45,8 @@ def _settings(model: str, runs: Path, tag: str, seeds: int, batch: int, steps: i
                             msd_every_steps=10, pos_every_steps=steps // 2,
                             thermo_every_steps=10, fit_window_ps=(0.2 * steps / 1000.0,
                                                                   steps / 1000.0),
-                            runs=str(runs), tag=tag, gpus="none", batch=batch)
+                            runs=str(runs), tag=tag, gpus="none", batch=batch,
+                            route=None if model == "dp-7net" else "python-callback")
 
 
 def _results(edir: Path, seeds: int) -> list[dict[str, np.ndarray]]:

@@ -90,7 +90,7 @@ DECK_CONTEXT = {
     "timestep_ps": 0.001, "temperature_K": 700.0, "seed": 42, "thermostat": "nose-hoover",
     "tdamp_ps": 0.1, "msd_every": 10, "thermo_every": 100, "nsteps": 70000,
 }
-NATIVE = {"nequip": ("newton          off", "pair_style      nequip"),
+NATIVE = {"nequip": ("newton          off on", "pair_style      nequip"),
           "allegro": ("newton          on", "pair_style      allegro"),
           "mace": ("newton          on", "pair_style      mace no_domain_decomposition"),
           "mliap": (None, "pair_style      mliap unified MODEL 0")}
@@ -117,7 +117,8 @@ def test_lammps_accepts_native_deck_up_to_the_missing_pair_style(tmp_path, route
     data = tmp_path / "x.data"
     write_lammps_data(build_lpsc(), data, ("Li", "P", "S", "Cl"))
     text = render_deck({**DECK_CONTEXT, "route": route, "data_file": str(data)}).text
-    head = text[:text.index("pair_style")]
+    head = text[:text.index("\npair_style")]
+    assert "read_data" in head and (NATIVE[route][0] or "read_data") in head
     lmp = open_lammps()
     try:
         lmp.commands_string(head)  # units ... read_data, newton: all accepted
@@ -174,3 +175,66 @@ def test_ensemble_on_native_route_derives_the_export_and_records_the_route(
     deck = render_for_seed(s, card, edir / "structure.data", 1).text
     assert f"pair_coeff      * * {export} Li P S Cl" in deck
     assert "fix             ext" not in deck  # no callback on a native route
+
+
+# ------------------------------------------------------------ with the pair_nequip plugin
+def _nequip_plugin() -> Path:
+    return ROOT / ".venv" / "nequip" / "lib" / "lammps-plugins" / "nequipplugin.so"
+
+
+needs_nequip_plugin = pytest.mark.skipif(
+    not _nequip_plugin().is_file(),
+    reason="no pair_nequip plugin: make nequip-plugin PAIR_NEQUIP_SRC=/path/to/"
+           "pair_nequip_allegro (a checkout of mir-group/pair_nequip_allegro)")
+
+
+@needs_nequip_plugin
+def test_nequip_plugin_makes_lammps_report_and_select_the_native_route():
+    from lpsc_lmp.routes import env_pair_styles
+
+    have = env_pair_styles("nequip")
+    assert have["nequip"] and have["allegro"]
+    assert load_card("nequip-7net").route == "nequip"
+    assert load_card("nequip-7net", route="python-callback").route == "python-callback"
+    with pytest.raises(RegistryError, match="offers routes"):
+        load_card("nequip-7net", route="mace")
+
+
+@needs_nequip_plugin
+def test_pair_style_nequip_in_lammps_equals_ase_calculator():
+    res = run_in_env("nequip", ["parity", "nequip-7net", "--index", "::10", "--route", "nequip"])
+    assert res["route"] == "nequip" and res["frames"] >= 5
+    assert res["max_dE_eV_atom"] < 1e-6
+    assert res["max_dF_eV_A"] < 1e-5
+    assert res["max_dvirial_eV"] < 1e-4  # from LAMMPS's pressure, printed to ~1e-9 relative
+
+
+@needs_nequip_plugin
+def test_pair_style_nequip_nve_conserves_energy_like_ase():
+    res = run_in_env("nequip", ["nve", "nequip-7net", "--steps", "200", "--dt-fs", "0.5",
+                                "--route", "nequip"])
+    assert res["route"] == "nequip"
+    assert abs(res["etot0_diff_eV"]) < 1e-3
+    assert res["lammps"]["max_dev_meV_atom"] < 2.0 * res["ase"]["max_dev_meV_atom"] + 0.1
+    assert res["max_traj_diff_meV_atom"] < 0.05
+
+
+@pytest.mark.slow
+@needs_nequip_plugin
+def test_nequip_native_ensemble_end_to_end(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "lpsc-lmp"
+    env = dict(os.environ, LPSC_LMP_RUNS=str(tmp_path), OMP_NUM_THREADS="1")
+    r = subprocess.run([str(exe), "ensemble", "--model", "nequip-7net", "--T", "1000",
+                        "--seeds", "2", "--time", "0.2", "--fit-window", "0.05", "0.2",
+                        "--tdamp", "20"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    edir = tmp_path / "nequip-7net" / "T1000K"
+    m = json.loads((edir / "seeds" / "seed_000001" / "manifest.json").read_text())
+    assert m["status"] == "done" and m["route"] == "nequip"
+    assert m["model_file"].endswith("model-pair.nequip.pt2")
+    assert "pair_style      nequip" in (edir / "seeds" / "seed_000001" / "in.lammps").read_text()
+    assert "D(Li) =" in r.stdout

@@ -33,8 +33,9 @@ def test_card_derives_compiled_model_from_package():
     card_file = Path(__file__).resolve().parents[1] / "potentials" / MODEL / "card.yaml"
     if not card_file.is_file():
         pytest.skip(f"{MODEL} not registered")
-    card = load_card(MODEL)
+    card = load_card(MODEL, route="python-callback")
     assert card.route == "python-callback" and card.env == "nequip"
+    assert card.raw["route"] == ["nequip", "python-callback"]
     assert card.files["deploy"].endswith(".nequip.pt2")
     assert card.raw["derive"][card.files["deploy"]]["tool"] == "nequip-compile"
     assert (card.directory / card.raw["derive"][card.files["deploy"]]["from"]).is_file()
@@ -42,7 +43,9 @@ def test_card_derives_compiled_model_from_package():
 
 @needs_nequip
 def test_nequip_lammps_equals_ase_calculator():
-    res = run_in_env("nequip", ["parity", MODEL, "--index", "::10"])
+    res = run_in_env("nequip", ["parity", MODEL, "--index", "::10", "--route",
+                                "python-callback"])
+    assert res["route"] == "python-callback"
     assert res["frames"] >= 5
     assert res["max_dE_eV_atom"] < 1e-6
     assert res["max_dF_eV_A"] < 1e-5
@@ -51,7 +54,8 @@ def test_nequip_lammps_equals_ase_calculator():
 
 @needs_nequip
 def test_nequip_nve_conserves_energy_like_ase():
-    res = run_in_env("nequip", ["nve", MODEL, "--steps", "200", "--dt-fs", "0.5"])
+    res = run_in_env("nequip", ["nve", MODEL, "--steps", "200", "--dt-fs", "0.5", "--route",
+                                "python-callback"])
     lmp, ase_ = res["lammps"], res["ase"]
     assert abs(res["etot0_diff_eV"]) < 1e-3
     assert lmp["max_dev_meV_atom"] < 2.0 * ase_["max_dev_meV_atom"] + 0.1
@@ -93,7 +97,8 @@ def test_nequip_ensemble_end_to_end(tmp_path):
     exe = Path(sys.executable).parent / "lpsc-lmp"
     env = dict(os.environ, LPSC_LMP_RUNS=str(tmp_path), OMP_NUM_THREADS="1")
     r = subprocess.run([str(exe), "ensemble", "--model", MODEL, "--T", "1000", "--seeds", "2",
-                        "--time", "0.2", "--fit-window", "0.05", "0.2", "--tdamp", "20"],
+                        "--time", "0.2", "--fit-window", "0.05", "0.2", "--tdamp", "20",
+                        "--route", "python-callback"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((tmp_path / MODEL / "T1000K" / "seeds" / "seed_000001" /

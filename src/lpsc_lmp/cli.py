@@ -146,6 +146,9 @@ def md_options(f):
         click.option("--runs", type=click.Path(), default=None,
                      help="Root of run directories (default: runs/ of the project)."),
         click.option("--tag", default=None, help="Suffix of the ensemble directory name."),
+        click.option("--route", default=None,
+                     help="Run on this route of the model's card (e.g. python-callback) instead "
+                          "of the first one this LAMMPS has."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -160,7 +163,7 @@ def _settings(kw: dict) -> EnsembleSettings:
         tdamp_fs=kw["tdamp_fs"], template=kw["template"], templates=kw["templates"],
         runs=kw["runs"], tag=kw["tag"], workers=kw.get("workers", 1),
         threads=kw.get("threads", 1), retry_failed=kw.get("retry_failed", False),
-        fit_window_ps=kw.get("fit_window"),
+        fit_window_ps=kw.get("fit_window"), route=kw.get("route"),
     )
 
 
@@ -173,7 +176,7 @@ def render(seed: int, **kw) -> None:
 
     s = _settings(kw)
     s.validate()
-    card = load_card(s.model)
+    card = load_card(s.model, route=s.route)
     prepare_structure(s, card)
     deck = render_for_seed(s, card, ensemble_dir(s) / "structure.data", seed)
     click.echo(deck.text, nl=False)

