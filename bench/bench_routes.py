@@ -1,10 +1,12 @@
 """MD speed per architecture and LAMMPS route, LAMMPS vs the model's own ASE MD, side by side.
 
-For each bundled model (dp-7net: pair_style deepmd; nequip-7net, mace-7net: python-callback)
-and each cell (52 atoms; 2x2x2 = 416 atoms) this runs, in the model's environment with one
-thread (`python -m lpsc_lmp.route_checks speed`): a short warm-up, then NVE MD in LAMMPS through
-the card's route and the same number of velocity-Verlet steps in ASE with the model's own
-calculator (1 fs, start at 1000 K), alternating twice; the best of each is
+For each bundled model, each route of its card that the LAMMPS of its environment can run
+(dp-7net: pair_style deepmd; nequip-7net: pair_style nequip with the plugin of
+scripts/lammps_plugins, and python-callback; mace-7net: pair_style mace with the plugin, and
+python-callback) and each cell (52 atoms; 2x2x2 = 416 atoms) this runs, in the model's
+environment with one thread (`python -m lpsc_lmp.route_checks speed`): a short warm-up, then NVE
+MD in LAMMPS through the route and the same number of velocity-Verlet steps in ASE with the
+model's own calculator (1 fs, start at 1000 K), alternating twice; the best of each is
 reported. Prints a table and writes bench/results/routes.{json,md}.
 
     .venv/dp/bin/python bench/bench_routes.py [--models dp-7net mace-7net nequip-7net]
@@ -20,8 +22,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lpsc_lmp.deploy import derive_route_file
 from lpsc_lmp.registry import RegistryError, load_card
 from lpsc_lmp.route_checks import run_in_env
+from lpsc_lmp.routes import env_pair_styles, route_available, route_preferences
 
 OUT = Path(__file__).resolve().parent / "results"
 #: MD steps timed per cell size (52, 416 atoms)
@@ -41,11 +45,15 @@ def main() -> None:
         except RegistryError as exc:
             print(f"skip {name}: {exc}")
             continue
-        for sc in a.supercells:
+        have = env_pair_styles(card.env)
+        runnable = [r for r in route_preferences(card.raw["route"]) if route_available(r, have)]
+        for route, sc in [(r, sc) for r in runnable for sc in a.supercells]:
+            if derive_route_file(load_card(name, route=route), echo=print):
+                print(f"{name}: made the export of route {route}")
             steps = STEPS.get(sc, 10)
             t0 = time.perf_counter()
             r = run_in_env(card.env, ["speed", name, "--supercell", str(sc), "--steps",
-                                      str(steps)])
+                                      str(steps), "--route", route])
             r.update(env=card.env, wall_s=round(time.perf_counter() - t0, 1))
             rows.append(r)
             print(f"{name:12s} {r['natoms']:4d} atoms  LAMMPS ({r['route']}) "

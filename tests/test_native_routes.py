@@ -236,6 +236,7 @@ def test_nequip_native_ensemble_end_to_end(tmp_path):
     m = json.loads((edir / "seeds" / "seed_000001" / "manifest.json").read_text())
     assert m["status"] == "done" and m["route"] == "nequip"
     assert m["model_file"].endswith("model-pair.nequip.pt2")
+    assert set(m["lammps_plugins"]) == {"nequipplugin.so"}  # with its sha256
     assert "pair_style      nequip" in (edir / "seeds" / "seed_000001" / "in.lammps").read_text()
     assert "D(Li) =" in r.stdout
 
@@ -284,6 +285,7 @@ def test_mace_native_ensemble_end_to_end(tmp_path):
     m = json.loads((edir / "seeds" / "seed_000001" / "manifest.json").read_text())
     assert m["status"] == "done" and m["route"] == "mace"
     assert m["model_file"].endswith("model.model-lammps.pt")
+    assert set(m["lammps_plugins"]) == {"maceplugin.so"}
     deck = (edir / "seeds" / "seed_000001" / "in.lammps").read_text()
     assert "pair_style      mace no_domain_decomposition" in deck
     assert "D(Li) =" in r.stdout

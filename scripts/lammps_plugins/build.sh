@@ -3,6 +3,7 @@
 # so no LAMMPS has to be recompiled:
 #   bash scripts/lammps_plugins/build.sh nequip /path/to/pair_nequip_allegro      [ENV]
 #   bash scripts/lammps_plugins/build.sh mace   /path/to/ACEsuit-lammps/src/ML-MACE [ENV]
+#     (ACEsuit/lammps, branch mace, as MACE's documentation says)
 # (or `make nequip-plugin PAIR_NEQUIP_SRC=...`, `make mace-plugin ML_MACE_SRC=...`).
 # The pair-style sources are not shipped (no package registry has them): clone
 # https://github.com/mir-group/pair_nequip_allegro (pair styles nequip and allegro; tested with

@@ -39,6 +39,15 @@ def _add_plugin_path() -> None:
         os.environ["LAMMPS_PLUGIN_PATH"] = ":".join([str(d), *parts])
 
 
+def plugin_hashes() -> dict[str, str]:
+    """sha256 of every LAMMPS plugin this environment loads (recorded in run manifests)."""
+    import hashlib
+
+    d = plugin_dir()
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(d.glob("*plugin.so"))} if d.is_dir() else {}
+
+
 def open_lammps(log: str | Path | None = None, screen: bool = False) -> Any:
     """A new serial LAMMPS instance (``lammps.lammps``); the caller closes it."""
     _preload_mpi()

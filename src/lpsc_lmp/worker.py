@@ -24,15 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     edir, job_file = Path(args[0]), Path(args[1])
     signal.signal(signal.SIGTERM, _stop)
-    from .lammps_env import lammps_info
+    from .lammps_env import lammps_info, plugin_hashes
 
     lammps_version = lammps_info()["version"]
+    plugins = plugin_hashes()
     jobs = json.loads(job_file.read_text())
     if jobs and jobs[0]["meta"].get("batch"):  # --batch K: the seeds of this file in lock step
-        return _run_batched(edir, jobs, lammps_version)
+        return _run_batched(edir, jobs, lammps_version, plugins)
     for job in jobs:
         seed = job["seed"]
-        meta = dict(job["meta"], lammps_version=lammps_version)
+        meta = dict(job["meta"], lammps_version=lammps_version, lammps_plugins=plugins)
         try:
             m = run_seed(edir, seed, job["deck"], meta)
         except KeyboardInterrupt:
@@ -46,11 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_batched(edir: Path, jobs: list[dict], lammps_version: str) -> int:
+def _run_batched(edir: Path, jobs: list[dict], lammps_version: str,
+                 plugins: dict[str, str]) -> int:
     from .batched import run_batch
 
     try:
-        ms = run_batch(edir, jobs, {"lammps_version": lammps_version})
+        ms = run_batch(edir, jobs, {"lammps_version": lammps_version,
+                                    "lammps_plugins": plugins})
     except KeyboardInterrupt:
         for job in jobs:
             sdir = edir / "seeds" / f"seed_{job['seed']:06d}"
