@@ -1,11 +1,14 @@
 """Aggregate MD throughput of the batched mode (lpsc_lmp.batched) against one process per seed.
 
-For each model (MACE and NequIP through the python-callback route, the 52-atom cell, NVT
-Nose-Hoover at 1000 K, 1 fs) and each batch size K, one process runs K replicas in lock step
+For each model (MACE, NequIP and DeePMD through the python-callback route, the 52-atom cell,
+NVT Nose-Hoover at 1000 K, 1 fs) and each batch size K, one process runs K replicas in lock step
 (one batched model call per step) and reports trajectory-steps/s = K x steps / wall. Baselines:
 (a) ``sequential``: the ordinary runner (lpsc_lmp.runner.run_md), one seed in one process, one
-at a time: aggregate = its steps/s; (b) ``procs P``: P ordinary processes sharing the device at
-the same time (started together after their set-up): aggregate = P x steps / wall.
+at a time: aggregate = its steps/s; on the python-callback route (the reference of the ratios)
+and, on a CPU where this LAMMPS has the model's native pair style (plugins of
+scripts/lammps_plugins; pair_style deepmd), on that route too; (b) ``procs P``: P ordinary
+processes sharing the device at the same time (started together after their set-up):
+aggregate = P x steps / wall.
 Process start-up, model loading and a warm-up evaluation are excluded everywhere; the LAMMPS
 set-up of the decks and the sampling between chunks are included. Each case runs in its own
 process of the model's environment with ``--threads`` torch/OpenMP threads.
@@ -36,18 +39,20 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 # ------------------------------------------------------------------ cases (model env)
-def _decks(model: str, k: int, steps: int, workdir: Path) -> tuple[list[str], dict]:
+def _decks(model: str, k: int, steps: int, workdir: Path, route: str | None = "python-callback"
+           ) -> tuple[list[str], dict]:
     from lpsc_lmp.ensemble import EnsembleSettings, render_for_seed
     from lpsc_lmp.registry import load_card
     from lpsc_lmp.structure import build_lpsc, write_lammps_data
 
-    card = load_card(model)
+    card = load_card(model, route=route)  # None: the card's first route this LAMMPS runs
     s = EnsembleSettings(model=model, temperature_K=1000.0, time_ps=steps / 1000.0,
                          msd_every_steps=10, pos_every_steps=steps, thermo_every_steps=10)
     data = workdir / "structure.data"
     write_lammps_data(build_lpsc(), data, card.type_map)
     decks = [render_for_seed(s, card, data, seed).text for seed in range(1, k + 1)]
-    meta = {"architecture": card.architecture, "model_file": str(card.deploy_file),
+    meta = {"architecture": card.architecture, "model_file": str(card.lammps_file),
+            "route": card.route,
             "type_map": list(card.type_map), "li_type": card.type_map.index("Li") + 1,
             "temperature_K": 1000.0, "timestep_ps": 0.001, "msd_every": 10,
             "pos_every": steps, "thermo_every": 10}
@@ -79,6 +84,25 @@ def case_batched(model: str, k: int, steps: int, device: str) -> dict:
     failed = [str(r) for r in res if isinstance(r, Exception)]
     return {"wall_s": wall, "steps": steps, "replicas": k, "failed": failed,
             "mode": summary["batch_mode"], "model_s": summary["model_seconds"]}
+
+
+def case_native(model: str, steps: int) -> dict:
+    """The ordinary runner on the card's native route (pair style inside LAMMPS): the time of
+    ``steps`` steps as the difference of runs of 2 x steps and steps (drops set-up and model
+    loading, which happen in pair_coeff)."""
+    from lpsc_lmp import runner
+
+    walls = {}
+    for n in (steps, 2 * steps):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            decks, m = _decks(model, 1, n, tmp, route=None)
+            t0 = time.time()
+            runner.run_md(decks[0], tmp, m["li_type"], m["temperature_K"], m["timestep_ps"],
+                          m["msd_every"], m["pos_every"], m["thermo_every"], route=m["route"],
+                          route_meta=m)
+            walls[n] = time.time() - t0
+    return {"wall_s": walls[2 * steps] - walls[steps], "steps": steps, "route": m["route"]}
 
 
 def case_ordinary(model: str, steps: int, device: str, sync: str | None) -> dict:
@@ -134,13 +158,26 @@ def run_all(a: argparse.Namespace) -> list[dict]:
     rows = []
     for model in a.models.split(","):
         py = _env_python(model)
-        steps = a.steps_mace if "mace" in model else a.steps_nequip
+        steps = (a.steps_mace if "mace" in model else a.steps_deepmd if "dp" in model
+                 else a.steps_nequip)
         r = _result(_child(py, ["ordinary", model, "1", str(steps), a.device, ""], a.threads))
         seq = r["steps"] / r["wall_s"]
-        rows.append({"model": model, "case": "sequential (a)", "replicas": 1, "steps": steps,
-                     "wall_s": round(r["wall_s"], 3), "agg_steps_per_s": round(seq, 2),
-                     "vs_sequential": 1.0})
+        rows.append({"model": model, "case": "sequential (a), python-callback", "replicas": 1,
+                     "steps": steps, "wall_s": round(r["wall_s"], 3),
+                     "agg_steps_per_s": round(seq, 2), "vs_sequential": 1.0})
         print(rows[-1], flush=True)
+        if a.device == "cpu":  # the native pair style, where this LAMMPS has it
+            from lpsc_lmp.registry import load_card
+
+            if load_card(model).route != "python-callback":
+                r = _result(_child(py, ["native", model, "1", str(steps), a.device, ""],
+                                   a.threads))
+                agg = r["steps"] / r["wall_s"]
+                rows.append({"model": model, "case": f"sequential (a), {r['route']}",
+                             "replicas": 1, "steps": steps, "wall_s": round(r["wall_s"], 3),
+                             "agg_steps_per_s": round(agg, 2),
+                             "vs_sequential": round(agg / seq, 2)})
+                print(rows[-1], flush=True)
         for p in [int(x) for x in a.procs.split(",") if x]:
             with tempfile.TemporaryDirectory() as sync:
                 procs = [_child(py, ["ordinary", model, "1", str(steps), a.device, sync],
@@ -184,9 +221,10 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sizes", default="1,2,4,8,16")
     ap.add_argument("--procs", default="2")
-    ap.add_argument("--models", default="mace-7net,nequip-7net")
+    ap.add_argument("--models", default="mace-7net,nequip-7net,dp-7net")
     ap.add_argument("--steps-mace", type=int, default=20)
     ap.add_argument("--steps-nequip", type=int, default=50)
+    ap.add_argument("--steps-deepmd", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
@@ -194,6 +232,8 @@ def main() -> int:
         kind, model, k, steps, device, sync = a.case
         if kind == "batched":
             out = case_batched(model, int(k), int(steps), device)
+        elif kind == "native":
+            out = case_native(model, int(steps))
         else:
             out = case_ordinary(model, int(steps), device, sync or None)
         print(json.dumps(out))

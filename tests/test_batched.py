@@ -40,13 +40,13 @@ def _quiet(*_a, **_k) -> None:
 
 
 def _settings(model: str, runs: Path, tag: str, seeds: int, batch: int, steps: int = 50,
-              T: float = 800.0) -> EnsembleSettings:
+              T: float = 800.0, route: str | None = "python-callback") -> EnsembleSettings:
     return EnsembleSettings(model=model, temperature_K=T, seeds=seeds, time_ps=steps / 1000.0,
                             msd_every_steps=10, pos_every_steps=steps // 2,
                             thermo_every_steps=10, fit_window_ps=(0.2 * steps / 1000.0,
                                                                   steps / 1000.0),
                             runs=str(runs), tag=tag, gpus="none", batch=batch,
-                            route=None if model == "dp-7net" else "python-callback")
+                            route=route)
 
 
 def _results(edir: Path, seeds: int) -> list[dict[str, np.ndarray]]:
@@ -61,13 +61,35 @@ def _results(edir: Path, seeds: int) -> list[dict[str, np.ndarray]]:
 
 
 # ------------------------------------------------------------------ refusal
-def test_native_route_refuses_batch(tmp_path):
-    if not (Path(__file__).resolve().parents[1] / "potentials" / "dp-7net" / "card.yaml").is_file():
-        pytest.skip("dp-7net not registered")
-    s = _settings("dp-7net", tmp_path, "x", seeds=2, batch=2)
+def test_native_only_card_refuses_batch(tmp_path, monkeypatch):
+    """A card without a python-callback route cannot be batched (nothing written); one with it
+    (dp-7net: [deepmd, python-callback]) runs --batch on that route."""
+    import shutil
+
+    import yaml
+
+    src = Path(__file__).resolve().parents[1] / "potentials" / "dp-7net"
+    if not (src / "compressed.pth").is_file():
+        pytest.skip("dp-7net not prepared")
+    pot = tmp_path / "pot" / "dp-native"
+    pot.mkdir(parents=True)
+    card = yaml.safe_load((src / "card.yaml").read_text())
+    card.update(name="dp-native", route="deepmd")
+    (pot / "card.yaml").write_text(yaml.safe_dump(card))
+    for f in ("frozen.pth", "compressed.pth"):
+        shutil.copy(src / f, pot / f)
+    monkeypatch.setenv("LPSC_LMP_POTENTIALS", str(tmp_path / "pot"))
+    runs = tmp_path / "runs"
+    s = _settings("dp-native", runs, "x", seeds=2, batch=2, route=None)
     with pytest.raises(EnsembleError, match="drop --batch"):
         run_ensemble(s, echo=_quiet)
-    assert not any(tmp_path.iterdir()), "nothing may be written before the refusal"
+    assert not runs.exists(), "nothing may be written before the refusal"
+    monkeypatch.undo()  # the real registry again
+    from lpsc_lmp.ensemble import card_for
+
+    assert card_for(_settings("dp-7net", runs, "x", 2, batch=2, route=None)).route == \
+        "python-callback"
+    assert card_for(_settings("dp-7net", runs, "x", 2, batch=0, route=None)).route == "deepmd"
 
 
 def test_negative_batch_refused(tmp_path):
@@ -78,7 +100,8 @@ def test_negative_batch_refused(tmp_path):
 
 # ------------------------------------------------------------------ evaluator
 @pytest.mark.parametrize("model", [pytest.param("mace-7net", marks=needs("mace-7net")),
-                                   pytest.param("nequip-7net", marks=needs("nequip-7net"))])
+                                   pytest.param("nequip-7net", marks=needs("nequip-7net")),
+                                   pytest.param("dp-7net", marks=needs("dp-7net"))])
 def test_batched_evaluator_equals_per_structure(model):
     card = load_card(model)
     exe = env_python(card.env)
@@ -118,6 +141,13 @@ def _check_md(model: str, tmp_path: Path, seeds: int, atol_pos: float) -> None:
 @needs("nequip-7net")
 def test_batched_md_reproducible_and_matches_ordinary_nequip(tmp_path):
     _check_md("nequip-7net", tmp_path, seeds=3, atol_pos=1e-6)
+
+
+@needs("dp-7net")
+def test_batched_md_reproducible_and_matches_ordinary_deepmd(tmp_path):
+    """DeePMD batched through DeepPot.eval with a frame axis vs the ordinary python-callback
+    route (DP calculator, one frame per call); compressed float64 model."""
+    _check_md("dp-7net", tmp_path, seeds=3, atol_pos=1e-8)
 
 
 @pytest.mark.slow
@@ -177,7 +207,8 @@ def _lj_decks(tmp_path: Path, n: int, steps: int = 40):
     from lpsc_lmp.ensemble import render_for_seed
     from lpsc_lmp.structure import build_lpsc, write_lammps_data
 
-    card = load_card("mace-7net")  # any python-callback card: only its deck is used
+    # any python-callback card: only its deck is used
+    card = load_card("mace-7net", route="python-callback")
     s = _settings("mace-7net", tmp_path, "lj", seeds=n, batch=n, steps=steps)
     tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "structure.data"
@@ -219,3 +250,41 @@ def test_failed_replica_leaves_the_batch(tmp_path):
     assert isinstance(res[1], SeedFailed) and "non-finite" in str(res[1])
     assert isinstance(res[0], dict) and isinstance(res[2], dict)  # the others finished
     assert 2 in ev.sizes  # ... in a batch of two after replica 1 left
+
+
+# ------------------------------------------------------------------ interruption
+@needs("dp-7net")
+def test_sigterm_to_batched_worker_leaves_no_half_written_seed(tmp_path):
+    """SIGTERM to a worker running a batch mid-run: it exits 130, removes every seed of the
+    batch that has no manifest, and leaves no temporary file, so a rerun redoes exactly those."""
+    import signal
+    import time
+
+    from lpsc_lmp.ensemble import prepare, seed_status, worker_python
+    from lpsc_lmp.paths import thread_env
+    from lpsc_lmp.routes import env_for_subprocess
+    from lpsc_lmp.sweep import Ensemble, SeedTask, job_entries
+
+    s = _settings("dp-7net", tmp_path, "term", seeds=3, batch=3, steps=4000, route=None)
+    edir, card, info = prepare(s)
+    assert card.route == "python-callback"  # --batch picked the card's python-callback route
+    e = Ensemble(s, edir, card, info, python=worker_python(card))
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(job_entries(e, [SeedTask(0, k, 1) for k in (1, 2, 3)],
+                                          {"batch": 3})))
+    env = dict(env_for_subprocess(e.python), **thread_env(1))
+    env["PYTHONPATH"] = SRC
+    proc = subprocess.Popen([e.python, "-m", "lpsc_lmp.worker", str(edir), str(job)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seeds = [edir / "seeds" / f"seed_{k:06d}" for k in (1, 2, 3)]
+    deadline = time.time() + 120
+    while not all((d / "in.lammps").is_file() for d in seeds):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.1)
+    time.sleep(3.0)  # well inside the 4000 steps
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert not any(d.exists() for d in seeds), "a seed of the interrupted batch was left"
+    assert [seed_status(d) for d in seeds] == ["todo"] * 3
+    assert not list(edir.rglob("*.tmp*"))

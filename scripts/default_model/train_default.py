@@ -54,7 +54,7 @@ def main() -> None:
                             "data of the Materials Project; no DFT was run for this model",
         "type_map": TYPE_MAP,
         "cutoff_A": 6.0,
-        "route": "deepmd",
+        "route": ["deepmd", "python-callback"],
         "env": "dp",
         "files": {"frozen": "frozen.pth", "deploy": "compressed.pth"},
         "derive": {"compressed.pth": {"from": "frozen.pth", "tool": "dp-compress"}},

@@ -39,6 +39,10 @@ Evaluators (``BatchedEvaluator.mode``)
   ``python -m lpsc_lmp.batched compile MODEL`` (nequip-compile, 40-100 s on CPU; ``make
   models`` runs it). That package is exported for >= 2 frames (a single frame indexes out of
   bounds), so a batch of one (K=1, or the last replica alive) goes through the ASE calculator.
+- ``deepmd-multi-frame``: DeePMD-kit's ``DeepPot.eval`` with a frame axis (coordinates
+  ``(K, 3N)``, cells ``(K, 9)``), the model of its ASE calculator ``deepmd.calculator.DP``, so a
+  DeePMD model runs batched on its card's python-callback route (``--batch`` picks that route;
+  the ordinary mode keeps ``pair_style deepmd``).
 - ``loop``: the model's own ASE calculator called once per replica (NO batching: the fallback
   for a NequIP model without a batch package). Logged and recorded in the manifest.
 
@@ -48,8 +52,9 @@ in float64 MACE; float32 NequIP ~1e-6), and a batched seed tracks the same seed 
 mode to round-off that MD chaos amplifies slowly (tests/test_batched.py bounds it over 50 steps).
 With batch size 1 (and the loop evaluator) the arithmetic is that of the ordinary mode.
 
-A native route (``deepmd``: ``pair_style deepmd`` evaluates inside LAMMPS) cannot be batched
-here; ``--batch`` refuses it (:func:`check_batchable`).
+A native route (``pair_style deepmd``, ``nequip``, ``mace``: the model evaluates inside LAMMPS)
+cannot be batched; ``--batch`` uses the card's python-callback route, and refuses a card without
+one (:func:`check_batchable`).
 
 Per-seed manifests carry ``batch_size``, ``batch_mode`` and ``batch_seeds`` besides the usual
 keys; ``steps_per_s`` is per seed (aggregate = batch size x steps_per_s).
@@ -135,6 +140,8 @@ class BatchedEvaluator:
         if architecture == "mace" and mode in ("auto", "mace-batched-graph"):
             self.mode = "mace-batched-graph"
             self._init_mace()
+        elif architecture == "deepmd" and mode in ("auto", "deepmd-multi-frame"):
+            self.mode = "deepmd-multi-frame"
         elif architecture in ("nequip", "allegro") and mode in ("auto", "nequip-aoti-batch") \
                 and batch_file_fresh(model_file):
             self.mode = "nequip-aoti-batch"
@@ -213,6 +220,22 @@ class BatchedEvaluator:
                 * conv / c.length_units_to_A,
                 s.reshape(len(atoms_list), 3, 3) * conv / c.length_units_to_A ** 3)
 
+    # -- DeePMD-kit
+    def _deepmd(self, atoms_list: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One ``DeepPot.eval`` of all frames (DeePMD evaluates a frame axis natively); stress
+        as its ASE calculator makes it: -sym(virial) / V."""
+        dp, tdict = self.calc.dp, self.calc.type_dict
+        atype = [tdict[k] for k in atoms_list[0].get_chemical_symbols()]
+        coords = np.stack([a.get_positions().reshape(-1) for a in atoms_list])
+        cells = np.stack([a.cell.array.reshape(-1) for a in atoms_list])
+        e, f, v = dp.eval(coords=coords, cells=cells, atom_types=atype)[:3]
+        n = len(atoms_list)
+        v = np.asarray(v, dtype=float).reshape(n, 3, 3)
+        vol = np.array([abs(np.linalg.det(a.cell.array)) for a in atoms_list])
+        s = -0.5 * (v + v.transpose(0, 2, 1)) / vol[:, None, None]
+        return (np.asarray(e, dtype=float).reshape(n),
+                np.asarray(f, dtype=float).reshape(n, -1, 3), s)
+
     # -- reference: the ASE calculator, one structure at a time
     def _loop(self, atoms_list: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from ase.calculators.calculator import all_changes
@@ -236,7 +259,7 @@ class BatchedEvaluator:
         ``virial`` (B, 6; eV, LAMMPS order xx yy zz xy xz yz) in one call."""
         t0 = time.perf_counter()
         fn = {"mace-batched-graph": self._mace, "nequip-aoti-batch": self._nequip,
-              "loop": self._loop}[self.mode]
+              "deepmd-multi-frame": self._deepmd, "loop": self._loop}[self.mode]
         res = self._pack(atoms_list, *fn(atoms_list))
         self.calls += 1
         self.seconds += time.perf_counter() - t0
@@ -257,6 +280,10 @@ def voigt_to_3x3(v: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ lock step
+class _Stopped(Exception):
+    """The batch was interrupted: replicas stop at their next chunk boundary."""
+
+
 class _Barrier:
     """Collects one structure from every live replica, evaluates them together."""
 
@@ -268,17 +295,29 @@ class _Barrier:
         self.results: dict[int, Any] = {}
         self.gen = 0
         self.sizes: list[int] = []
+        self.stopped = False
 
     def submit(self, i: int, atoms: Any) -> Any:
         with self.cv:
+            if self.stopped:
+                return _Stopped("interrupted")
             self.posted[i] = atoms
             gen = self.gen
             if self.posted.keys() >= self.active:
                 self._evaluate()
             else:
-                while self.gen == gen:
+                while self.gen == gen and not self.stopped:
                     self.cv.wait()
+            if self.stopped and i not in self.results:
+                self.posted.pop(i, None)
+                return _Stopped("interrupted")
             return self.results.pop(i)
+
+    def stop(self) -> None:
+        """Release every waiting replica with a :class:`_Stopped` result (SIGTERM, Ctrl-C)."""
+        with self.cv:
+            self.stopped = True
+            self.cv.notify_all()
 
     def leave(self, i: int) -> None:
         with self.cv:
@@ -408,6 +447,14 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
         for t in threads:
             while t.is_alive():
                 t.join(0.2)  # wakes up for signals (KeyboardInterrupt in the main thread)
+    except BaseException:
+        # SIGTERM / Ctrl-C: let every replica leave LAMMPS at its next chunk boundary (its
+        # callbacks get NaN forces at once), so no thread is inside LAMMPS or torch when the
+        # process exits (that aborts in C++: "terminate called without an active exception")
+        barrier.stop()
+        for t in threads:
+            t.join(60.0)
+        raise
     finally:
         if not any(t.is_alive() for t in threads):
             for lmp in lmps:

@@ -61,7 +61,7 @@ def native_routes(arch: str, source: str | None) -> dict[str, Any]:
     (native first, python-callback last), extra ``files`` and ``derive`` entries. The exports
     are made by ``models prepare`` / the first ensemble where LAMMPS has the pair style."""
     if arch == "deepmd":
-        return {"route": "deepmd", "files": {}, "derive": {}}
+        return {"route": ["deepmd", "python-callback"], "files": {}, "derive": {}}
     if source is None:  # e.g. an already compiled .nequip.pt2: nothing to export from
         return {"route": "python-callback", "files": {}, "derive": {}}
     routes, files, derive = [], {}, {}

@@ -55,7 +55,7 @@ PAIR_STYLE = {"deepmd": "deepmd", "nequip": "nequip", "allegro": "allegro", "mac
 #: The fix ID used by templates/pair/python-callback.j2.
 FIX_ID = "ext"
 #: architectures the python-callback route can load
-CALLBACK_ARCHS = ("mace", "nequip", "allegro")
+CALLBACK_ARCHS = ("mace", "nequip", "allegro", "deepmd")
 
 
 class RouteError(ValueError):
@@ -176,7 +176,7 @@ def load_calculator(architecture: str, model_file: str | Path, device: str = "cp
             return NequIPCalculator.from_compiled_model(model_file, device=device)
         # eager checkpoint / package (slower; used by checks only)
         return NequIPCalculator._from_saved_model(model_file, device=device)
-    if architecture == "deepmd":  # for checks and benchmarks (LAMMPS uses pair_style deepmd)
+    if architecture == "deepmd":  # checks, benchmarks, --batch (else pair_style deepmd)
         from deepmd.calculator import DP
 
         return DP(model_file)

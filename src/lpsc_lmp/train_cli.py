@@ -191,7 +191,7 @@ def _card(name: str, reference: str, reference_method: str | None, type_map: lis
         "reference_method": reference_method or f"{reference} labels of {_rel(ds_dir)}",
         "type_map": type_map,
         "cutoff_A": float(rcut),
-        "route": "deepmd",
+        "route": ["deepmd", "python-callback"],
         "env": "dp",
         "files": {"frozen": "frozen.pth", "deploy": "compressed.pth"},
         "derive": {"compressed.pth": {"from": "frozen.pth", "tool": "dp-compress"}},
