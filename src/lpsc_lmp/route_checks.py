@@ -364,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         card = load_card(mdir.resolve().name, root=mdir.resolve().parent, route=a.route)
     else:
         card = load_card(a.model, route=a.route)
+    if a.check != "export-parity":
+        from .deploy import derive_route_file
+
+        derive_route_file(card, echo=None)  # a native route's export, made on first use
     if a.check == "predict":
         out = predict(card, a.files)
     elif a.check == "parity":
