@@ -153,8 +153,10 @@ def test_train_nequip_registers_a_model_lammps_runs(tiny):
     res = _train(tiny, "nequip")
     _check_registered(tiny, res, "nequip", "nequip",
                       {"model.nequip.pt2", "tiny-nequip.nequip.zip", "training_config.yaml"})
-    assert res["card"]["derive"] == {"model.nequip.pt2": {"from": "tiny-nequip.nequip.zip",
-                                                          "tool": "nequip-compile"}}
+    assert res["card"]["derive"] == {
+        "model.nequip.pt2": {"from": "tiny-nequip.nequip.zip", "tool": "nequip-compile"},
+        "model-pair.nequip.pt2": {"from": "tiny-nequip.nequip.zip", "tool": "nequip-compile",
+                                  "target": "pair_nequip", "route": "nequip"}}
     cfg = yaml.safe_load((res["model"] / "training_config.yaml").read_text())
     assert cfg["training_module"]["model"]["_target_"] == "nequip.model.NequIPGNNModel"
     _check_lammps_route(res["name"], "nequip")
