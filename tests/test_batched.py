@@ -187,6 +187,7 @@ def test_batched_md_reproducible_and_matches_ordinary_nequip(tmp_path):
     _check_md("nequip-7net", tmp_path, seeds=3, atol_pos=1e-6, thermo_rtol=1e-6)
 
 
+@pytest.mark.slow  # the lock-step MD machinery is covered by the NequIP case (default suite)
 @needs("dp-7net")
 def test_batched_md_reproducible_and_matches_ordinary_deepmd(tmp_path):
     """DeePMD batched through DeepPot.eval with a frame axis vs the ordinary python-callback
