@@ -192,7 +192,7 @@ class BatchedEvaluator:
                 if hasattr(v, "is_floating_point") and v.is_floating_point():
                     batch[key] = v.to(dtype=dtype)
             data = batch.to_dict()
-            if _have_vesin() or torch_device(c.device).type == "cuda":
+            if batch_edges_available(c.device):
                 self._mace_template = (self._mace_key(atoms_list), data)
         out = model(dict(data), compute_stress=True, training=False)
         e = out["energy"].detach().cpu().numpy().astype(float) * c.energy_units_to_eV
@@ -222,26 +222,7 @@ class BatchedEvaluator:
         c = self.calc
         dev = torch_device(c.device)
         k, n = len(atoms_list), len(atoms_list[0])
-        pos = np.stack([a.positions for a in atoms_list]).astype(np.float64)
-        cells = np.stack([a.cell.array for a in atoms_list]).astype(np.float64)
-        rmax = float(c.r_max)
-        if dev.type == "cuda":
-            pos_t, edge_index, unit = periodic_edges(torch.as_tensor(pos, device=dev),
-                                                     torch.as_tensor(cells, device=dev), rmax)
-            cells_t = torch.as_tensor(cells, device=dev)
-        else:
-            from vesin import NeighborList
-
-            nl = NeighborList(cutoff=rmax, full_list=True)
-            ei, sh = [], []
-            for f in range(k):
-                i, j, sft = nl.compute(points=pos[f], box=cells[f], periodic=True,
-                                       quantities="ijS")
-                ei.append(np.stack([i.astype(np.int64) + f * n, j.astype(np.int64) + f * n]))
-                sh.append(sft)
-            edge_index = torch.from_numpy(np.concatenate(ei, axis=1))
-            unit = torch.from_numpy(np.concatenate(sh).astype(np.float64))
-            pos_t, cells_t = torch.from_numpy(pos).reshape(k * n, 3), torch.from_numpy(cells)
+        pos_t, edge_index, unit, cells_t = batch_edges(atoms_list, float(c.r_max), dev)
         frame = edge_index[0] // n
         shifts = torch.einsum("es,esd->ed", unit, cells_t[frame])
         data.update({
@@ -318,7 +299,7 @@ class BatchedEvaluator:
 
         c = self._nq
         dev = torch.device(self.device)
-        if dev.type == "cpu" and not _have_vesin():
+        if not batch_edges_available(dev):
             return None
         first = atoms_list[0]
         key = tuple(first.numbers)
@@ -329,28 +310,9 @@ class BatchedEvaluator:
             self._nq_rmax = next(float(t.r_max) for t in c.transforms if hasattr(t, "r_max"))
             self._nq_types_key = key
         n, k = len(first), len(atoms_list)
-        pos = np.stack([a.positions for a in atoms_list]).astype(np.float64)
-        cells = np.stack([a.cell.array for a in atoms_list]).astype(np.float64)
-        if dev.type == "cpu":
-            from vesin import NeighborList
-
-            nl = NeighborList(cutoff=self._nq_rmax, full_list=True)
-            ei, sh = [], []
-            for f in range(k):
-                i, j, sft = nl.compute(points=pos[f], box=cells[f], periodic=True,
-                                       quantities="ijS")
-                ei.append(np.stack([i.astype(np.int64) + f * n, j.astype(np.int64) + f * n]))
-                sh.append(sft)
-            edge_index = torch.from_numpy(np.concatenate(ei, axis=1))
-            shifts = torch.from_numpy(np.concatenate(sh).astype(np.float64))
-            pos_t, cells_t = torch.from_numpy(pos), torch.from_numpy(cells)
-        else:
-            pos_t = torch.as_tensor(pos, device=dev)
-            cells_t = torch.as_tensor(cells, device=dev)
-            pos_t, edge_index, shifts = periodic_edges(pos_t, cells_t, self._nq_rmax)
-            pos_t = pos_t.reshape(k, n, 3)
+        pos_t, edge_index, shifts, cells_t = batch_edges(atoms_list, self._nq_rmax, dev)
         return {
-            K_.POSITIONS_KEY: pos_t.reshape(k * n, 3).to(dev),
+            K_.POSITIONS_KEY: pos_t.to(dev),
             K_.EDGE_INDEX_KEY: edge_index.to(dev),
             K_.EDGE_CELL_SHIFT_KEY: shifts.to(dev),
             K_.CELL_KEY: cells_t.to(dev),
@@ -404,12 +366,45 @@ def torch_device(device: Any) -> Any:
     return device if isinstance(device, torch.device) else torch.device(str(device))
 
 
-def _have_vesin() -> bool:
+def batch_edges_available(device: Any) -> bool:
+    """Whether :func:`batch_edges` runs here: on a GPU always, on a CPU with vesin."""
+    if torch_device(device).type != "cpu":
+        return True
     try:
         import vesin  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def batch_edges(atoms_list: list[Any], r_max: float, device: Any) -> tuple[Any, Any, Any, Any]:
+    """Neighbour lists of the replicas of a batch (one composition, N atoms each) as torch
+    tensors for a batched graph: positions (K*N, 3), ``edge_index`` (2, E; centre/sender i,
+    neighbour/receiver j, with frame offsets k*N), integer cell shifts S (E, 3) such that the
+    edge vector is x_j - x_i + S @ cell, and the cells (K, 3, 3). vesin per frame on a CPU;
+    :func:`periodic_edges` for all frames at once on a GPU (positions then wrapped into their
+    cells). Units: A."""
+    import torch
+
+    k, n = len(atoms_list), len(atoms_list[0])
+    pos = np.stack([a.positions for a in atoms_list]).astype(np.float64)
+    cells = np.stack([a.cell.array for a in atoms_list]).astype(np.float64)
+    if torch_device(device).type != "cpu":
+        cells_t = torch.as_tensor(cells, device=device)
+        pos_t, edge_index, unit = periodic_edges(torch.as_tensor(pos, device=device), cells_t,
+                                                 r_max)
+        return pos_t, edge_index, unit, cells_t
+    from vesin import NeighborList
+
+    nl = NeighborList(cutoff=r_max, full_list=True)
+    ei, sh = [], []
+    for f in range(k):
+        i, j, sft = nl.compute(points=pos[f], box=cells[f], periodic=True, quantities="ijS")
+        ei.append(np.stack([i.astype(np.int64) + f * n, j.astype(np.int64) + f * n]))
+        sh.append(sft)
+    return (torch.from_numpy(pos).reshape(k * n, 3),
+            torch.from_numpy(np.concatenate(ei, axis=1)),
+            torch.from_numpy(np.concatenate(sh).astype(np.float64)), torch.from_numpy(cells))
 
 
 def periodic_edges(pos: Any, cells: Any, r_max: float) -> tuple[Any, Any, Any]:
