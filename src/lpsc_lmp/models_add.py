@@ -304,7 +304,7 @@ try:
     @click.option("--force", is_flag=True, help="Replace an existing model of that name.")
     def models_add(name: str, arch: str, functional: str, file: Path, force: bool) -> None:
         """Register FILE as model NAME: export it with ARCH's own tool, write its card."""
-        from .deploy import derive_missing
+        from .deploy import derive_route_file
         from .registry import RegistryError, load_card
 
         try:
@@ -315,8 +315,7 @@ try:
         click.echo(f"registered {name} ({arch}, {functional}) in {dest}; route here: "
                    f"{card.route}")
         try:  # the export of the route this LAMMPS runs (pair_nequip, pair_mace, ...), if any
-            for path in derive_missing(card, echo=click.echo):
-                click.echo(f"{name}: made {path.name}")
+            derive_route_file(card, echo=click.echo)
         except RegistryError as exc:
             raise click.ClickException(f"registered, but the export for route {card.route} "
                                        f"failed: {exc}") from None

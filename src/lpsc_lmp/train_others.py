@@ -415,19 +415,11 @@ def train_other(arch: str, dataset: str, name: str, reference: str, epochs: int 
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     echo(registered_line(out, card))
-    _make_route_export(out, echo)
-    return out
-
-
-def _make_route_export(model_dir: Path, echo) -> None:
-    """The export of the route this LAMMPS runs (pair_mace, pair_nequip, ...), if it has one."""
-    from .deploy import derive_missing
+    from .deploy import derive_route_file
     from .registry import RegistryError, load_card
 
-    try:
-        card = load_card(model_dir.name, root=model_dir.parent)
-        for path in derive_missing(card, echo=echo):
-            echo(f"{card.name}: made {path.name} for route {card.route}")
+    try:  # the export of the route this LAMMPS runs (pair_mace, pair_nequip, ...), if any
+        derive_route_file(load_card(name, root=pot), echo=echo)
     except RegistryError as exc:
         echo(f"warning: the export for the native route failed ({exc}); the model runs on "
              "--route python-callback")
