@@ -219,25 +219,32 @@ def test_pair_style_nequip_nve_conserves_energy_like_ase():
     assert res["max_traj_diff_meV_atom"] < 0.05
 
 
-@pytest.mark.slow
-@needs_nequip_plugin
-def test_nequip_native_ensemble_end_to_end(tmp_path):
+def _native_ensemble(tmp_path: Path, model: str, timeout: int) -> tuple:
+    """`lpsc-lmp ensemble` on the model's default route (2 seeds x 0.2 ps at 1000 K): the
+    completed process, seed 1's manifest and its deck."""
     import json
     import subprocess
     import sys
 
     exe = Path(sys.executable).parent / "lpsc-lmp"
     env = dict(os.environ, LPSC_LMP_RUNS=str(tmp_path), OMP_NUM_THREADS="1")
-    r = subprocess.run([str(exe), "ensemble", "--model", "nequip-7net", "--T", "1000",
+    r = subprocess.run([str(exe), "ensemble", "--model", model, "--T", "1000",
                         "--seeds", "2", "--time", "0.2", "--fit-window", "0.05", "0.2",
-                        "--tdamp", "20"], capture_output=True, text=True, env=env, timeout=600)
+                        "--tdamp", "20"], capture_output=True, text=True, env=env,
+                       timeout=timeout)
     assert r.returncode == 0, r.stderr[-2000:]
-    edir = tmp_path / "nequip-7net" / "T1000K"
-    m = json.loads((edir / "seeds" / "seed_000001" / "manifest.json").read_text())
+    sdir = tmp_path / model / "T1000K" / "seeds" / "seed_000001"
+    return r, json.loads((sdir / "manifest.json").read_text()), (sdir / "in.lammps").read_text()
+
+
+@pytest.mark.slow
+@needs_nequip_plugin
+def test_nequip_native_ensemble_end_to_end(tmp_path):
+    r, m, deck = _native_ensemble(tmp_path, "nequip-7net", 600)
     assert m["status"] == "done" and m["route"] == "nequip"
     assert m["model_file"].endswith("model-pair.nequip.pt2")
     assert set(m["lammps_plugins"]) == {"nequipplugin.so"}  # with its sha256
-    assert "pair_style      nequip" in (edir / "seeds" / "seed_000001" / "in.lammps").read_text()
+    assert "pair_style      nequip" in deck
     assert "D(Li) =" in r.stdout
 
 
@@ -271,21 +278,9 @@ def test_pair_style_mace_nve_conserves_energy_like_ase():
 @pytest.mark.slow
 @needs_mace_plugin
 def test_mace_native_ensemble_end_to_end(tmp_path):
-    import json
-    import subprocess
-    import sys
-
-    exe = Path(sys.executable).parent / "lpsc-lmp"
-    env = dict(os.environ, LPSC_LMP_RUNS=str(tmp_path), OMP_NUM_THREADS="1")
-    r = subprocess.run([str(exe), "ensemble", "--model", "mace-7net", "--T", "1000",
-                        "--seeds", "2", "--time", "0.2", "--fit-window", "0.05", "0.2",
-                        "--tdamp", "20"], capture_output=True, text=True, env=env, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    edir = tmp_path / "mace-7net" / "T1000K"
-    m = json.loads((edir / "seeds" / "seed_000001" / "manifest.json").read_text())
+    r, m, deck = _native_ensemble(tmp_path, "mace-7net", 900)
     assert m["status"] == "done" and m["route"] == "mace"
     assert m["model_file"].endswith("model.model-lammps.pt")
     assert set(m["lammps_plugins"]) == {"maceplugin.so"}
-    deck = (edir / "seeds" / "seed_000001" / "in.lammps").read_text()
     assert "pair_style      mace no_domain_decomposition" in deck
     assert "D(Li) =" in r.stdout
