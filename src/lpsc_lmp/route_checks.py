@@ -20,6 +20,7 @@ MODEL is a registered name or a model folder (holding ``card.yaml``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -293,7 +294,7 @@ def export_parity(card: ModelCard, index: str = "::15") -> dict[str, Any]:
     route = {"mace": "mace", "nequip": "nequip"}.get(card.architecture)
     if route is None or ROUTE_FILE_KEY[route] not in card.files:
         raise SystemExit(f"{card.name}: no pair_mace/pair_nequip export in its card")
-    native = ModelCard(**{**card.__dict__, "route": route})
+    native = dataclasses.replace(card, route=route)
     derive_route_file(native, echo=None)
     path = native.require_lammps_file()
     calc = load_calculator(card.architecture, card.require_deploy_file())
