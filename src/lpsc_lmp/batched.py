@@ -535,6 +535,11 @@ class _Replica:
         finally:
             self.token.acquire()
         self.calls += 1
+        if isinstance(res, _Stopped):  # interrupted: coast to the chunk end without the model
+            self.error = "interrupted"  # (zero forces: NaN positions could crash LAMMPS)
+            f[:nlocal] = 0.0
+            self.lmp.fix_external_set_energy_global(self.fix_id, 0.0)
+            return
         if isinstance(res, Exception):
             self.error = f"batched model evaluation failed: {res.__class__.__name__}: {res}"
             f[:nlocal] = np.nan
@@ -544,6 +549,25 @@ class _Replica:
         f[:nlocal] = forces[idx]
         self.lmp.fix_external_set_energy_global(self.fix_id, energy)
         self.lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in virial])
+
+
+def _start_uninterrupted(threads: list[threading.Thread]) -> None:
+    """Start ``threads`` with SIGINT/SIGTERM held back (in the main thread), so an interrupt
+    never finds a thread half-started: running, but not yet ``is_alive()`` to the cleanup
+    that then closes its LAMMPS under it. The threads inherit the blocked mask, so the signal
+    is handled by the main thread once it is unblocked."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        for t in threads:
+            t.start()
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        for t in threads:
+            t.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvaluator,
@@ -599,25 +623,31 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
         finally:
             token.release()
             barrier.leave(i)
+            finished[i].set()
 
+    # Each replica's end is an Event, not Thread.is_alive()/join(): on Python 3.11 a join()
+    # interrupted by KeyboardInterrupt can mark a thread that is still running as stopped
+    # (threading._wait_for_tstate_lock, bpo-45274), and LAMMPS would then be closed under it.
+    finished = [threading.Event() for _ in range(n)]
     threads = [threading.Thread(target=drive, args=(i,), daemon=True, name=f"replica-{i}")
                for i in range(n) if out[i] is None]
+    waits = [finished[i] for i in range(n) if out[i] is None]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)  # wakes up for signals (KeyboardInterrupt in the main thread)
+        _start_uninterrupted(threads)
+        for ev in waits:
+            while not ev.wait(0.2):  # wakes up for signals (KeyboardInterrupt in main thread)
+                pass
     except BaseException:
         # SIGTERM / Ctrl-C: let every replica leave LAMMPS at its next chunk boundary (its
-        # callbacks get NaN forces at once), so no thread is inside LAMMPS or torch when the
-        # process exits (that aborts in C++: "terminate called without an active exception")
+        # callbacks return at once, without the model), so no thread is inside LAMMPS or torch
+        # when the process exits (that aborts in C++: "terminate called without an active
+        # exception")
         barrier.stop()
-        for t in threads:
-            t.join(60.0)
+        for ev in waits:
+            ev.wait(60.0)
         raise
     finally:
-        if not any(t.is_alive() for t in threads):
+        if all(ev.is_set() for ev in waits):
             for lmp in lmps:
                 if lmp is not None:
                     lmp.close()
