@@ -8,7 +8,7 @@ NEQUIP := $(VENV)/nequip/bin
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: nequip-plugin mace-plugin install test test-all lint models default-model retrain bench run clean-runs \
-	sweep report status bench-throughput
+	sweep report status bench-throughput device-kit
 
 install: $(VENV)/dp/.installed $(VENV)/label/.installed $(VENV)/mace/.installed \
          $(VENV)/nequip/.installed models
@@ -110,3 +110,7 @@ bench-throughput: install
 
 clean-runs:
 	rm -rf runs
+
+# wheels + LAMMPS for a GPU machine without network access (docs/gpu.md): .device-kit/
+device-kit: install
+	bash scripts/device/pack.sh

@@ -9,16 +9,25 @@ and, on a CPU where this LAMMPS has the model's native pair style (plugins of
 scripts/lammps_plugins; pair_style deepmd), on that route too; (b) ``procs P``: P ordinary
 processes sharing the device at the same time (started together after their set-up):
 aggregate = P x steps / wall.
-Process start-up, model loading and a warm-up evaluation are excluded everywhere; the LAMMPS
-set-up of the decks and the sampling between chunks are included. Each case runs in its own
-process of the model's environment with ``--threads`` torch/OpenMP threads.
+(c) ``--ceiling``: the same lock-step runs with a model that costs nothing (zero forces): the
+host-side cost per replica-step (K LAMMPS instances, the ``fix external`` callbacks, the barrier)
+alone, i.e. the most any GPU could give this design at that K.
+(d) ``--batched-procs P``: P batched processes of K replicas each at once, sharing the device
+(the host-side work of the lock step spread over P cores; ``sweep --batch K`` with
+``--workers-per-gpu P``).
+Process start-up, model loading, a warm-up evaluation and the LAMMPS set-up of the decks are
+excluded everywhere (each case is timed from its first model call, the ``run`` set-up, to its
+end); the sampling between chunks is included. Each case runs in its own
+process of the model's environment with ``--threads`` torch/OpenMP threads. Rows are written as
+they come (a run cut short keeps what it measured).
 
 Usage:
     python bench/bench_batched.py [--device cpu|cuda] [--sizes 1,2,4,8,16] [--procs 2]
         [--models mace-7net,nequip-7net] [--steps-mace 20] [--steps-nequip 50] [--threads 1]
-On a GPU: --device cuda --sizes 1,2,4,8,16,32,64,128,300 --procs 2,4,8 (NequIP needs its batch
-package compiled for the GPU: nequip-compile ... --device cuda --target batch; the CPU one will
-not run there). Writes bench/results/batched.{json,md} (``--tag`` adds a suffix).
+        [--edges auto|vesin|torch] [--ceiling] [--batched-procs 2,4]
+On a GPU: --device cuda --sizes 1,2,4,8,16,32,64,128,300 --procs 2,4,8 (the NequIP files for
+the GPU are compiled first, once: lpsc_lmp.deploy.derive_for_device; the whole GPU run is
+scripts/device/gpu_bench.sh). Writes bench/results/batched.{json,md} (``--tag`` adds a suffix).
 """
 
 from __future__ import annotations
@@ -59,7 +68,34 @@ def _decks(model: str, k: int, steps: int, workdir: Path, route: str | None = "p
     return decks, meta
 
 
-def case_batched(model: str, k: int, steps: int, device: str) -> dict:
+class NoModel:
+    """The evaluator interface of lpsc_lmp.batched.BatchedEvaluator at zero cost: zero energy,
+    forces and virial (the replicas move as an ideal gas under the thermostat)."""
+
+    mode, device, graph = "no model (ceiling)", "cpu", "-"
+
+    def __init__(self) -> None:
+        self.calls, self.seconds = 0, 0.0
+
+    def evaluate(self, atoms_list: list) -> dict:
+        import numpy as np
+
+        k, n = len(atoms_list), len(atoms_list[0])
+        self.calls += 1
+        return {"energy": np.zeros(k), "forces": np.zeros((k, n, 3)),
+                "stress": np.zeros((k, 3, 3)), "virial": np.zeros((k, 6))}
+
+
+def _wait_for_go(sync: str | None) -> None:
+    """Processes of one case start together: say ready, wait for the driver's go."""
+    if sync:
+        Path(sync, f"ready_{os.getpid()}").touch()
+        while not Path(sync, "go").exists():
+            time.sleep(0.01)
+
+
+def case_batched(model: str, k: int, steps: int, device: str, edges: str = "auto",
+                 sync: str | None = None) -> dict:
     from ase.io import read
 
     from lpsc_lmp.batched import BatchedEvaluator, run_md_batch
@@ -67,7 +103,8 @@ def case_batched(model: str, k: int, steps: int, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         decks, m = _decks(model, k, steps, tmp)
-        ev = BatchedEvaluator(m["architecture"], m["model_file"], device=device)
+        ev = (NoModel() if edges == "ceiling" else
+              BatchedEvaluator(m["architecture"], m["model_file"], device=device, edges=edges))
         warm = read(ROOT / "data" / "lpsc-7net" / "test.extxyz", index="0")
         warm.calc = None
         ev.evaluate([warm] * k)  # warm-up (CUDA context, kernels, allocator)
@@ -76,14 +113,21 @@ def case_batched(model: str, k: int, steps: int, device: str) -> dict:
         for i in range(k):
             (tmp / f"r{i}").mkdir()
             dirs.append(tmp / f"r{i}")
-        t0 = time.perf_counter()
+        stamps: list[float] = []
+
+        def start() -> None:
+            _wait_for_go(sync)
+            stamps.append(time.time())
+
         res, summary = run_md_batch(decks, dirs, ev, m["type_map"], m["li_type"],
                                     m["temperature_K"], m["timestep_ps"], m["msd_every"],
-                                    m["pos_every"], m["thermo_every"])
-        wall = time.perf_counter() - t0
+                                    m["pos_every"], m["thermo_every"], before_production=start)
+        t1 = time.time()
     failed = [str(r) for r in res if isinstance(r, Exception)]
-    return {"wall_s": wall, "steps": steps, "replicas": k, "failed": failed,
-            "mode": summary["batch_mode"], "model_s": summary["model_seconds"]}
+    return {"wall_s": summary["production_seconds"], "t0": stamps[0], "t1": t1,
+            "steps": steps, "replicas": k, "failed": failed,
+            "mode": summary["batch_mode"], "model_s": summary["model_seconds"],
+            "graph": ev.graph}
 
 
 def case_native(model: str, steps: int) -> dict:
@@ -117,16 +161,21 @@ def case_ordinary(model: str, steps: int, device: str, sync: str | None) -> dict
         warm = read(ROOT / "data" / "lpsc-7net" / "test.extxyz", index="0")
         calc.calculate(warm, ["energy", "forces", "stress"])
         routes.load_calculator = lambda *a, **kw: calc  # the warm one, on `device`
-        if sync:  # wait until every process of the case is ready, start together
-            Path(sync, f"ready_{os.getpid()}").touch()
-            while not Path(sync, "go").exists():
-                time.sleep(0.01)
-        t0 = time.time()
+        first: list[float] = []  # the first model call: the deck's set-up is done
+        callback = routes.PythonCallback.__call__
+
+        def timed(self, *args):
+            if not first:
+                first.append(time.time())
+            return callback(self, *args)
+
+        routes.PythonCallback.__call__ = timed
+        _wait_for_go(sync)  # every process of the case ready: start together
         runner.run_md(decks[0], tmp, m["li_type"], m["temperature_K"], m["timestep_ps"],
                       m["msd_every"], m["pos_every"], m["thermo_every"],
                       route="python-callback", route_meta=m)
         t1 = time.time()
-    return {"t0": t0, "t1": t1, "wall_s": t1 - t0, "steps": steps}
+    return {"t0": first[0], "t1": t1, "wall_s": t1 - first[0], "steps": steps}
 
 
 # ------------------------------------------------------------------ driver
@@ -154,56 +203,82 @@ def _result(p: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_all(a: argparse.Namespace) -> list[dict]:
-    rows = []
+def run_all(a: argparse.Namespace, rows: list[dict], save) -> list[dict]:
+    from lpsc_lmp.deploy import derive_for_device
+    from lpsc_lmp.registry import load_card
+
     for model in a.models.split(","):
         py = _env_python(model)
+        # NequIP on a GPU: its python-callback file and batch package compiled for the GPU
+        derive_for_device(load_card(model, route="python-callback"), a.device, batch=True)
         steps = (a.steps_mace if "mace" in model else a.steps_deepmd if "dp" in model
                  else a.steps_nequip)
-        r = _result(_child(py, ["ordinary", model, "1", str(steps), a.device, ""], a.threads))
+        r = _result(_child(py, ["ordinary", model, "1", str(steps), a.device, "{}"], a.threads))
         seq = r["steps"] / r["wall_s"]
         rows.append({"model": model, "case": "sequential (a), python-callback", "replicas": 1,
                      "steps": steps, "wall_s": round(r["wall_s"], 3),
                      "agg_steps_per_s": round(seq, 2), "vs_sequential": 1.0})
-        print(rows[-1], flush=True)
+        save(rows)
         if a.device == "cpu":  # the native pair style, where this LAMMPS has it
             from lpsc_lmp.registry import load_card
 
             if load_card(model).route != "python-callback":
-                r = _result(_child(py, ["native", model, "1", str(steps), a.device, ""],
+                r = _result(_child(py, ["native", model, "1", str(steps), a.device, "{}"],
                                    a.threads))
                 agg = r["steps"] / r["wall_s"]
                 rows.append({"model": model, "case": f"sequential (a), {r['route']}",
                              "replicas": 1, "steps": steps, "wall_s": round(r["wall_s"], 3),
                              "agg_steps_per_s": round(agg, 2),
                              "vs_sequential": round(agg / seq, 2)})
-                print(rows[-1], flush=True)
+                save(rows)
         for p in [int(x) for x in a.procs.split(",") if x]:
-            with tempfile.TemporaryDirectory() as sync:
-                procs = [_child(py, ["ordinary", model, "1", str(steps), a.device, sync],
-                                a.threads) for _ in range(p)]
-                while len(list(Path(sync).glob("ready_*"))) < p:
-                    if any(x.poll() not in (None, 0) for x in procs):
-                        raise RuntimeError(procs[0].stderr.read()[-2000:])
-                    time.sleep(0.05)
-                Path(sync, "go").touch()
-                res = [_result(x) for x in procs]
-            wall = max(x["t1"] for x in res) - min(x["t0"] for x in res)
+            wall = _together(py, p, ["ordinary", model, "1", str(steps), a.device], a.threads)
             agg = p * steps / wall
             rows.append({"model": model, "case": f"procs (b), {p} sharing", "replicas": p,
                          "steps": steps, "wall_s": round(wall, 3),
                          "agg_steps_per_s": round(agg, 2), "vs_sequential": round(agg / seq, 2)})
-            print(rows[-1], flush=True)
+            save(rows)
+        kinds = ["batched"] + (["ceiling"] if a.ceiling else [])
         for k in [int(x) for x in a.sizes.split(",") if x]:
-            r = _result(_child(py, ["batched", model, str(k), str(steps), a.device, ""],
-                               a.threads))
-            agg = k * steps / r["wall_s"]
-            rows.append({"model": model, "case": f"batched K={k} ({r['mode']})", "replicas": k,
-                         "steps": steps, "wall_s": round(r["wall_s"], 3),
-                         "agg_steps_per_s": round(agg, 2), "vs_sequential": round(agg / seq, 2),
-                         "model_s": r["model_s"], "failed": r["failed"]})
-            print(rows[-1], flush=True)
+            for kind in kinds:
+                edges = "ceiling" if kind == "ceiling" else a.edges
+                n = steps * 4 if kind == "ceiling" else steps  # (cheap; longer = less noise)
+                r = _result(_child(py, ["batched", model, str(k), str(n), a.device,
+                                        json.dumps({"edges": edges})], a.threads))
+                agg = k * n / r["wall_s"]
+                label = (f"ceiling K={k} (no model)" if kind == "ceiling" else
+                         f"batched K={k} ({r['mode']}, graph {r['graph']})")
+                rows.append({"model": model, "case": label, "replicas": k, "steps": n,
+                             "wall_s": round(r["wall_s"], 3), "agg_steps_per_s": round(agg, 2),
+                             "vs_sequential": round(agg / seq, 2), "model_s": r["model_s"],
+                             "failed": r["failed"]})
+                save(rows)
+            for p in [int(x) for x in a.batched_procs.split(",") if x]:  # P batches, 1 device
+                edges = json.dumps({"edges": a.edges})
+                wall = _together(py, p, ["batched", model, str(k), str(steps), a.device],
+                                 a.threads, edges)
+                agg = p * k * steps / wall
+                rows.append({"model": model, "case": f"batched K={k} x {p} procs sharing",
+                             "replicas": p * k, "steps": steps, "wall_s": round(wall, 3),
+                             "agg_steps_per_s": round(agg, 2),
+                             "vs_sequential": round(agg / seq, 2)})
+                save(rows)
     return rows
+
+
+def _together(py: str, p: int, case: list[str], threads: int, extra: str = "{}") -> float:
+    """Run ``p`` processes of ``case`` that start their MD together (after every one has set
+    up); the wall time from the first start to the last end (s)."""
+    with tempfile.TemporaryDirectory() as sync:
+        opts = json.dumps(dict(json.loads(extra), sync=sync))
+        procs = [_child(py, [*case, opts], threads) for _ in range(p)]
+        while len(list(Path(sync).glob("ready_*"))) < p:
+            if any(x.poll() not in (None, 0) for x in procs):
+                raise RuntimeError(next(x for x in procs if x.poll()).stderr.read()[-2000:])
+            time.sleep(0.05)
+        Path(sync, "go").touch()
+        res = [_result(x) for x in procs]
+    return max(x["t1"] for x in res) - min(x["t0"] for x in res)
 
 
 def table(rows: list[dict]) -> str:
@@ -226,32 +301,59 @@ def main() -> int:
     ap.add_argument("--steps-nequip", type=int, default=50)
     ap.add_argument("--steps-deepmd", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--edges", default="auto", choices=["auto", "vesin", "torch"],
+                    help="neighbour lists of the batched graphs (lpsc_lmp.batched.batch_edges)")
+    ap.add_argument("--batched-procs", default="",
+                    help="also run P batched processes of each K at once (e.g. 2,4): the GPU "
+                         "shared by P lock-step batches, the host work spread over P cores")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also time each K with a model that costs nothing (host-side ceiling)")
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
     if a.case:
-        kind, model, k, steps, device, sync = a.case
+        kind, model, k, steps, device, extra = a.case
+        opts = json.loads(extra)  # edges, sync (a folder: start together with others)
         if kind == "batched":
-            out = case_batched(model, int(k), int(steps), device)
+            out = case_batched(model, int(k), int(steps), device, opts.get("edges", "auto"),
+                               opts.get("sync"))
         elif kind == "native":
             out = case_native(model, int(steps))
         else:
-            out = case_ordinary(model, int(steps), device, sync or None)
+            out = case_ordinary(model, int(steps), device, opts.get("sync"))
         print(json.dumps(out))
         return 0
-    rows = run_all(a)
-    md = table(rows)
-    print(md)
-    info = {"device": a.device, "threads_per_process": a.threads, "host": platform.node(),
-            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows}
+    info = {"device": a.device, "device_name": _device_name(a.device),
+            "threads_per_process": a.threads, "host": platform.node(), "cpus": os.cpu_count(),
+            "edges": a.edges, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     OUT.mkdir(parents=True, exist_ok=True)
     suffix = f"_{a.tag}" if a.tag else ""
-    (OUT / f"batched{suffix}.json").write_text(json.dumps(info, indent=1) + "\n")
-    (OUT / f"batched{suffix}.md").write_text(
-        f"# Batched vs per-process MD throughput ({a.device}, {a.threads} thread(s) per "
-        f"process, {os.cpu_count()} CPUs, {info['date']})\n\n"
-        "52-atom Li6PS5Cl cell, NVT 1000 K, 1 fs; start-up, model load and warm-up excluded. "
-        "Written by bench/bench_batched.py.\n\n" + md + "\n")
+
+    def save(rows: list[dict]) -> None:
+        print(rows[-1], flush=True)
+        (OUT / f"batched{suffix}.json").write_text(json.dumps(dict(info, rows=rows), indent=1)
+                                                   + "\n")
+        (OUT / f"batched{suffix}.md").write_text(
+            f"# Batched vs per-process MD throughput ({info['device_name']}, {a.threads} "
+            f"thread(s) per process, {os.cpu_count()} CPUs, {info['date']})\n\n"
+            "52-atom Li6PS5Cl cell, NVT 1000 K, 1 fs; start-up, model load and warm-up excluded. "
+            f"Neighbour lists of the batched graphs: {a.edges}. "
+            "Written by bench/bench_batched.py.\n\n" + table(rows) + "\n")
+
+    rows = run_all(a, [], save)
+    print(table(rows))
     return 0
+
+
+def _device_name(device: str) -> str:
+    """The GPU's name (nvidia-smi) for cuda, else ``cpu``."""
+    if device == "cpu":
+        return "cpu"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return f"{device}: {out.splitlines()[0]}" if out else device
 
 
 if __name__ == "__main__":

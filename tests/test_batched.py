@@ -99,21 +99,27 @@ def test_negative_batch_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ evaluator
-@pytest.mark.parametrize("model", [pytest.param("mace-7net", marks=needs("mace-7net")),
-                                   pytest.param("nequip-7net", marks=needs("nequip-7net")),
-                                   pytest.param("dp-7net", marks=needs("dp-7net"))])
-def test_batched_evaluator_equals_per_structure(model):
+@pytest.mark.parametrize("model,edges", [
+    pytest.param("mace-7net", "auto", marks=needs("mace-7net")),
+    pytest.param("mace-7net", "torch", marks=needs("mace-7net")),
+    pytest.param("nequip-7net", "auto", marks=needs("nequip-7net")),
+    pytest.param("nequip-7net", "torch", marks=needs("nequip-7net")),
+    pytest.param("dp-7net", "auto", marks=needs("dp-7net"))])
+def test_batched_evaluator_equals_per_structure(model, edges):
+    """Batched = the model's ASE calculator per structure. ``edges=torch`` runs on the CPU the
+    code that assembles the graphs on a GPU (one torch neighbour list for all replicas)."""
     card = load_card(model)
     exe = env_python(card.env)
     env = dict(env_for_subprocess(exe), **thread_env(1))
     env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    r = subprocess.run([str(exe), "-m", "lpsc_lmp.batched", "check", model],
+    r = subprocess.run([str(exe), "-m", "lpsc_lmp.batched", "check", model, "--edges", edges],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["mode"] != "loop", "no batched evaluator (NequIP: run `make models`)"
     if not model.startswith("dp"):  # the second batch reused/assembled its graph directly
         assert res["graph"] == "direct", res
+        assert res["edges"] == ("vesin" if edges == "auto" else edges), res
     assert res["n"] >= 4
     # float64 models to 1e-6; NequIP is float32, and its batched graph lists the edges in
     # another order than its ASE calculator (sums in another order): ~10 float32 ulps
@@ -158,6 +164,87 @@ def test_periodic_edges_equal_ase_neighbour_list():
         # the wrapped positions are the same atoms (moved by lattice vectors only)
         frac = np.linalg.solve(at.cell.array.T, (w.positions - at.positions).T).T
         np.testing.assert_allclose(frac, np.round(frac), atol=1e-9)
+
+
+def test_nequip_files_per_device(tmp_path, monkeypatch):
+    """An AOTInductor package runs only on the device type it was compiled for: the
+    python-callback file and the batch package have a GPU variant each, which an ensemble on a
+    GPU compiles once (here with a stand-in for nequip-compile), and the calculator loads."""
+    import shutil
+
+    from lpsc_lmp import deploy
+    from lpsc_lmp.batched import batch_file_for
+    from lpsc_lmp.routes import RouteError, device_model_file, load_calculator
+
+    src = Path(__file__).resolve().parents[1] / "potentials" / "nequip-7net"
+    f = src / "model.nequip.pt2"
+    assert device_model_file(f, "cpu") == f
+    assert device_model_file(f, "cuda:1").name == "model.cuda.nequip.pt2"
+    assert batch_file_for(f).name == "model.batch.nequip.pt2"
+    assert batch_file_for(f, "cuda").name == "model.batch.cuda.nequip.pt2"
+    assert device_model_file(tmp_path / "m.model", "cuda") == tmp_path / "m.model"  # MACE
+    pot = tmp_path / "pot" / "nequip-7net"
+    pot.mkdir(parents=True)
+    for name in ("card.yaml", "nequip-7net.nequip.zip"):
+        shutil.copy(src / name, pot / name)
+    (pot / "model.nequip.pt2").write_bytes(b"stand-in")
+    monkeypatch.setenv("LPSC_LMP_POTENTIALS", str(tmp_path / "pot"))
+    calls = []
+
+    def fake_compile(src_, out, how):
+        calls.append((src_.name, out.name, how["target"], how["device"]))
+        out.write_bytes(b"compiled")
+
+    monkeypatch.setattr(deploy, "_nequip_compile", fake_compile)
+    card = load_card("nequip-7net", route="python-callback")
+    with pytest.raises(RouteError, match="models prepare MODEL --device cuda"):
+        load_calculator("nequip", card.deploy_file, "cuda")
+    said = []
+    made = deploy.derive_for_device(card, "cuda", batch=True, echo=said.append)
+    assert calls == [("nequip-7net.nequip.zip", "model.cuda.nequip.pt2", "ase", "cuda"),
+                     ("nequip-7net.nequip.zip", "model.batch.cuda.nequip.pt2", "batch", "cuda")]
+    assert [p.name for p in made] == ["model.cuda.nequip.pt2", "model.batch.cuda.nequip.pt2"]
+    assert "for cuda" in said[0]
+    assert deploy.derive_for_device(card, "cuda", batch=True) == []  # once
+    assert deploy.derive_for_device(card, "cpu") == []  # the CPU file is the card's own
+    monkeypatch.undo()
+    assert deploy.derive_for_device(load_card("mace-7net"), "cuda", batch=True) == []
+
+
+def test_manifest_says_where_the_model_ran(tmp_path):
+    """Seeds of a model evaluated in Python record the device (cpu here: no GPU); on a GPU a
+    NequIP seed also records the file compiled for it. Native routes are left as they are."""
+    from lpsc_lmp.runner import with_device
+
+    f = tmp_path / "model.nequip.pt2"
+    f.write_bytes(b"cpu")
+    meta = {"route": "python-callback", "model_file": str(f)}
+    assert with_device(meta) == dict(meta, device="cpu")
+    (tmp_path / "model.cuda.nequip.pt2").write_bytes(b"gpu")
+    gpu = with_device(dict(meta, device="cuda"))
+    assert gpu["device_model_file"] == str(tmp_path / "model.cuda.nequip.pt2")
+    assert len(gpu["device_model_sha256"]) == 64
+    native = {"route": "nequip", "model_file": str(f)}
+    assert with_device(native) == native
+
+
+def test_periodic_edges_in_groups_of_frames(monkeypatch):
+    """Large batches are split into groups of frames (bounded memory): same edges, same order."""
+    import torch
+
+    from lpsc_lmp import batched
+    from lpsc_lmp.structure import build_lpsc
+
+    rng = np.random.default_rng(5)
+    at = build_lpsc()
+    pos = torch.tensor(np.stack([at.positions + rng.normal(0, 0.2, at.positions.shape)
+                                 for _ in range(5)]))
+    cells = torch.tensor(np.stack([at.cell.array] * 5))
+    whole = batched.periodic_edges(pos, cells, 5.0)
+    monkeypatch.setattr(batched, "EDGE_CHUNK_ELEMENTS", 1)  # one frame per group
+    grouped = batched.periodic_edges(pos, cells, 5.0)
+    for a, b in zip(whole, grouped, strict=True):
+        assert torch.equal(a, b)
 
 
 # ------------------------------------------------------------------ MD

@@ -82,13 +82,21 @@ from typing import Any
 import numpy as np
 
 from .deck import split_production_run
-from .routes import CALLBACK_ROUTES, FIX_ID, lammps_cell, load_calculator
+from .routes import (
+    CALLBACK_ROUTES,
+    FIX_ID,
+    default_device,
+    device_model_file,
+    lammps_cell,
+    load_calculator,
+)
 from .runner import (
     SeedFailed,
     lammps_failure,
     package_versions,
     production,
     record_seed,
+    sha256_file,
 )
 
 
@@ -104,30 +112,31 @@ def check_batchable(route: str, model: str = "") -> None:
                          "and use --workers instead")
 
 
-def batch_file_for(model_file: str | Path) -> Path:
-    """Where the NequIP AOTI package for target ``batch`` of ``model_file`` lives."""
+def batch_file_for(model_file: str | Path, device: str = "cpu") -> Path:
+    """Where the NequIP AOTI package for target ``batch`` of ``model_file`` lives:
+    ``<stem>.batch.nequip.pt2`` for the CPU, ``<stem>.batch.<device type>.nequip.pt2`` for a
+    GPU (an AOTInductor package runs only on the device type it was compiled for)."""
     p = Path(model_file)
-    stem = p.name.split(".")[0]
-    return p.with_name(f"{stem}.batch.nequip.pt2")
+    return device_model_file(p.with_name(f"{p.name.split('.')[0]}.batch.nequip.pt2"), device)
 
 
-def batch_file_fresh(model_file: str | Path) -> bool:
-    """The batch package exists and is not older than the NequIP package(s) beside the model
-    (a retrained model must not run with the old batch package)."""
-    b = batch_file_for(model_file)
+def batch_file_fresh(model_file: str | Path, device: str = "cpu") -> bool:
+    """The batch package for ``device`` exists and is not older than the NequIP package(s)
+    beside the model (a retrained model must not run with the old batch package)."""
+    b = batch_file_for(model_file, device)
     if not b.is_file():
         return False
     stale = [z for z in b.parent.glob("*.nequip.zip") if z.stat().st_mtime > b.stat().st_mtime]
     if stale:
         print(f"  {b.name} is older than {stale[0].name}: ignored (loop fallback); remake it "
-              "with `python -m lpsc_lmp.batched compile MODEL`", file=sys.stderr, flush=True)
+              f"with `lpsc-lmp models prepare MODEL --device {device_type(device)}`",
+              file=sys.stderr, flush=True)
     return not stale
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def device_type(device: Any) -> str:
+    """``cpu``, ``cuda``, ... of a device name or torch device (``cuda:1`` -> ``cuda``)."""
+    return str(device).split(":")[0]
 
 
 # ------------------------------------------------------------------ evaluator
@@ -136,9 +145,12 @@ class BatchedEvaluator:
     of :class:`ase.Atoms` of one composition, in one forward pass (``mode`` says how)."""
 
     def __init__(self, architecture: str, model_file: str | Path, device: str | None = None,
-                 mode: str = "auto"):
+                 mode: str = "auto", edges: str = "auto"):
         self.architecture = architecture
         self.device = device or default_device()
+        if edges not in EDGE_METHODS:
+            raise BatchError(f"edges '{edges}' is not one of {', '.join(EDGE_METHODS)}")
+        self.edges = edges  # neighbour lists of the direct graphs (batch_edges)
         self.calc = load_calculator(architecture, model_file, device=self.device)
         self.calls = 0
         self.seconds = 0.0
@@ -149,9 +161,10 @@ class BatchedEvaluator:
         elif architecture == "deepmd" and mode in ("auto", "deepmd-multi-frame"):
             self.mode = "deepmd-multi-frame"
         elif architecture in ("nequip", "allegro") and mode in ("auto", "nequip-aoti-batch") \
-                and batch_file_fresh(model_file):
+                and batch_file_fresh(model_file, self.device):
             self.mode = "nequip-aoti-batch"
-            self._init_nequip(batch_file_for(model_file))
+            self.batch_file = batch_file_for(model_file, self.device)
+            self._init_nequip(self.batch_file)
         elif mode in ("auto", "loop"):
             self.mode = "loop"
         else:
@@ -192,7 +205,7 @@ class BatchedEvaluator:
                 if hasattr(v, "is_floating_point") and v.is_floating_point():
                     batch[key] = v.to(dtype=dtype)
             data = batch.to_dict()
-            if batch_edges_available(c.device):
+            if batch_edges_available(c.device, self.edges):
                 self._mace_template = (self._mace_key(atoms_list), data)
         out = model(dict(data), compute_stress=True, training=False)
         e = out["energy"].detach().cpu().numpy().astype(float) * c.energy_units_to_eV
@@ -222,7 +235,8 @@ class BatchedEvaluator:
         c = self.calc
         dev = torch_device(c.device)
         k, n = len(atoms_list), len(atoms_list[0])
-        pos_t, edge_index, unit, cells_t = batch_edges(atoms_list, float(c.r_max), dev)
+        pos_t, edge_index, unit, cells_t = batch_edges(atoms_list, float(c.r_max), dev,
+                                                       self.edges)
         frame = edge_index[0] // n
         shifts = torch.einsum("es,esd->ed", unit, cells_t[frame])
         data.update({
@@ -299,7 +313,7 @@ class BatchedEvaluator:
 
         c = self._nq
         dev = torch.device(self.device)
-        if not batch_edges_available(dev):
+        if not batch_edges_available(dev, self.edges):
             return None
         first = atoms_list[0]
         key = tuple(first.numbers)
@@ -310,7 +324,8 @@ class BatchedEvaluator:
             self._nq_rmax = next(float(t.r_max) for t in c.transforms if hasattr(t, "r_max"))
             self._nq_types_key = key
         n, k = len(first), len(atoms_list)
-        pos_t, edge_index, shifts, cells_t = batch_edges(atoms_list, self._nq_rmax, dev)
+        pos_t, edge_index, shifts, cells_t = batch_edges(atoms_list, self._nq_rmax, dev,
+                                                         self.edges)
         return {
             K_.POSITIONS_KEY: pos_t.to(dev),
             K_.EDGE_INDEX_KEY: edge_index.to(dev),
@@ -366,9 +381,22 @@ def torch_device(device: Any) -> Any:
     return device if isinstance(device, torch.device) else torch.device(str(device))
 
 
-def batch_edges_available(device: Any) -> bool:
-    """Whether :func:`batch_edges` runs here: on a GPU always, on a CPU with vesin."""
-    if torch_device(device).type != "cpu":
+#: How :func:`batch_edges` finds neighbours: ``auto`` (vesin on a CPU, torch on a GPU),
+#: ``vesin`` (per frame, on the CPU) or ``torch`` (:func:`periodic_edges`, all frames at once on
+#: the evaluator's device; on a CPU the same code as on a GPU, which is how it is tested).
+EDGE_METHODS = ("auto", "vesin", "torch")
+
+
+def edge_method(device: Any, edges: str = "auto") -> str:
+    """The neighbour-list method ``edges`` means on ``device``: ``vesin`` or ``torch``."""
+    if edges != "auto":
+        return edges
+    return "vesin" if torch_device(device).type == "cpu" else "torch"
+
+
+def batch_edges_available(device: Any, edges: str = "auto") -> bool:
+    """Whether :func:`batch_edges` runs here: the torch method always, vesin if installed."""
+    if edge_method(device, edges) == "torch":
         return True
     try:
         import vesin  # noqa: F401
@@ -377,19 +405,20 @@ def batch_edges_available(device: Any) -> bool:
     return True
 
 
-def batch_edges(atoms_list: list[Any], r_max: float, device: Any) -> tuple[Any, Any, Any, Any]:
+def batch_edges(atoms_list: list[Any], r_max: float, device: Any, edges: str = "auto"
+                ) -> tuple[Any, Any, Any, Any]:
     """Neighbour lists of the replicas of a batch (one composition, N atoms each) as torch
     tensors for a batched graph: positions (K*N, 3), ``edge_index`` (2, E; centre/sender i,
     neighbour/receiver j, with frame offsets k*N), integer cell shifts S (E, 3) such that the
-    edge vector is x_j - x_i + S @ cell, and the cells (K, 3, 3). vesin per frame on a CPU;
-    :func:`periodic_edges` for all frames at once on a GPU (positions then wrapped into their
-    cells). Units: A."""
+    edge vector is x_j - x_i + S @ cell, and the cells (K, 3, 3). ``edges`` (EDGE_METHODS):
+    vesin per frame on the CPU, or :func:`periodic_edges` for all frames at once on ``device``
+    (positions then wrapped into their cells; the default on a GPU). Units: A."""
     import torch
 
     k, n = len(atoms_list), len(atoms_list[0])
     pos = np.stack([a.positions for a in atoms_list]).astype(np.float64)
     cells = np.stack([a.cell.array for a in atoms_list]).astype(np.float64)
-    if torch_device(device).type != "cpu":
+    if edge_method(device, edges) == "torch":
         cells_t = torch.as_tensor(cells, device=device)
         pos_t, edge_index, unit = periodic_edges(torch.as_tensor(pos, device=device), cells_t,
                                                  r_max)
@@ -407,13 +436,19 @@ def batch_edges(atoms_list: list[Any], r_max: float, device: Any) -> tuple[Any, 
             torch.from_numpy(np.concatenate(sh).astype(np.float64)), torch.from_numpy(cells))
 
 
+#: Largest pair-distance tensor :func:`periodic_edges` builds at once (elements; x3 doubles):
+#: 2^25 x 24 B = 0.8 GB. Larger batches are split into groups of frames.
+EDGE_CHUNK_ELEMENTS = 1 << 25
+
+
 def periodic_edges(pos: Any, cells: Any, r_max: float) -> tuple[Any, Any, Any]:
     """Neighbour lists of K periodic frames of N atoms at once, in torch (on the frames'
     device): ``pos`` (K, N, 3) and ``cells`` (K, 3, 3, rows = lattice vectors), A. Returns the
     positions wrapped into their cells (K*N, 3), ``edge_index`` (2, E; centre, neighbour, with
     frame offsets k*N) and integer cell shifts S (E, 3) such that the edge vector is
     pos[j] - pos[i] + S @ cell, every pair within ``r_max`` both ways, no self pair. Dense in
-    N^2 x images: meant for the small cells of an ensemble, on a GPU."""
+    N^2 x images: meant for the small cells of an ensemble, on a GPU; frames are taken in
+    groups so that no intermediate exceeds :data:`EDGE_CHUNK_ELEMENTS` pair images."""
     import torch
 
     k, n, _ = pos.shape
@@ -424,14 +459,20 @@ def periodic_edges(pos: Any, cells: Any, r_max: float) -> tuple[Any, Any, Any]:
     reach = torch.ceil(r_max / widths.min(dim=0).values).long().tolist()
     rng = [torch.arange(-x, x + 1, dtype=pos.dtype, device=pos.device) for x in reach]
     shifts = torch.stack(torch.meshgrid(*rng, indexing="ij"), -1).reshape(-1, 3)
-    cart = torch.einsum("ms,ksd->kmd", shifts, cells)
-    d = pos[:, None, :, None, :] - pos[:, :, None, None, :] + cart[:, None, None, :, :]
-    mask = (d * d).sum(-1) < r_max * r_max
     zero = int(torch.nonzero((shifts == 0).all(1))[0])
     ar = torch.arange(n, device=pos.device)
-    mask[:, ar, ar, zero] = False
-    f, i, j, m = torch.nonzero(mask, as_tuple=True)
-    return pos.reshape(k * n, 3), torch.stack([f * n + i, f * n + j]), shifts[m]
+    group = max(1, EDGE_CHUNK_ELEMENTS // (n * n * len(shifts)))
+    edges, units = [], []
+    for f0 in range(0, k, group):
+        p, c = pos[f0:f0 + group], cells[f0:f0 + group]
+        cart = torch.einsum("ms,ksd->kmd", shifts, c)
+        d = p[:, None, :, None, :] - p[:, :, None, None, :] + cart[:, None, None, :, :]
+        mask = (d * d).sum(-1) < r_max * r_max
+        mask[:, ar, ar, zero] = False
+        f, i, j, m = torch.nonzero(mask, as_tuple=True)
+        edges.append(torch.stack([(f + f0) * n + i, (f + f0) * n + j]))
+        units.append(shifts[m])
+    return pos.reshape(k * n, 3), torch.cat(edges, 1), torch.cat(units)
 
 
 def voigt_to_3x3(v: np.ndarray) -> np.ndarray:
@@ -524,11 +565,11 @@ class _Replica:
                  x: np.ndarray, f: np.ndarray) -> None:
         idx = np.asarray(tag).reshape(-1).astype(np.int64) - 1
         cell, origin = lammps_cell(self.lmp)
-        pos = np.empty((len(self.atoms), 3))
-        pos[idx] = np.asarray(x)[:nlocal] - origin
-        atoms = self.atoms.copy()
-        atoms.set_cell(cell, scale_atoms=False)
-        atoms.set_positions(pos)
+        # the replica's own Atoms, updated in place (no copy per step): the batch evaluation
+        # that reads it ends before this replica's next step can change it
+        atoms = self.atoms
+        atoms.cell.array[:] = cell
+        atoms.arrays["positions"][idx] = np.asarray(x)[:nlocal] - origin
         self.token.release()  # others may run LAMMPS while this replica waits
         try:
             res = self.barrier.submit(self.i, atoms)
@@ -572,11 +613,13 @@ def _start_uninterrupted(threads: list[threading.Thread]) -> None:
 
 def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvaluator,
                  type_map: list[str], li_type: int, temperature_K: float, timestep_ps: float,
-                 msd_every: int, pos_every: int, thermo_every: int
+                 msd_every: int, pos_every: int, thermo_every: int,
+                 before_production: Any = None
                  ) -> tuple[list[dict[str, np.ndarray] | SeedFailed], dict[str, Any]]:
     """Run the decks (one replica each) in lock step; per replica the arrays of ``result.npz``
     (as :func:`lpsc_lmp.runner.run_md`) or the :class:`SeedFailed` that stopped it. Also a
-    summary (evaluator calls, mean batch size, model seconds)."""
+    summary (evaluator calls, mean batch size, model seconds, production seconds: from the
+    start of the production runs, after ``before_production()`` if given, to their end)."""
     from .lammps_env import open_lammps
 
     n = len(decks)
@@ -632,6 +675,9 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
     threads = [threading.Thread(target=drive, args=(i,), daemon=True, name=f"replica-{i}")
                for i in range(n) if out[i] is None]
     waits = [finished[i] for i in range(n) if out[i] is None]
+    if before_production is not None:  # (benchmarks: processes that start together)
+        before_production()
+    t_start = time.perf_counter()
     try:
         _start_uninterrupted(threads)
         for ev in waits:
@@ -654,8 +700,17 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
     sizes = barrier.sizes
     summary = {"batch_mode": evaluator.mode, "evaluations": evaluator.calls,
                "mean_batch": round(float(np.mean(sizes)), 3) if sizes else 0.0,
-               "model_seconds": round(evaluator.seconds, 3)}
+               "model_seconds": round(evaluator.seconds, 3),
+               # the production runs of all replicas (after their LAMMPS set-up, one by one)
+               "production_seconds": round(time.perf_counter() - t_start, 3)}
     return out, summary
+
+
+def batch_model_files(evaluator: BatchedEvaluator) -> dict[str, str]:
+    """The file the batched evaluator loaded where it is not the seed's ``model_file`` (the
+    NequIP batch package), with its sha256, for the manifests."""
+    f = getattr(evaluator, "batch_file", None)
+    return {"batch_model_file": str(f), "batch_model_sha256": sha256_file(f)} if f else {}
 
 
 def run_batch(ensemble_dir: Path, jobs: list[dict[str, Any]], meta: dict[str, Any] | None = None,
@@ -688,6 +743,7 @@ def run_batch(ensemble_dir: Path, jobs: list[dict[str, Any]], meta: dict[str, An
                                                        "DP_INTRA_OP_PARALLELISM_THREADS",
                                                        "DP_INTER_OP_PARALLELISM_THREADS")},
             "deck_sha256": hashlib.sha256(job["deck"].encode()).hexdigest(), **m,
+            "device": evaluator.device, **batch_model_files(evaluator),
             "batch_size": len(jobs), "batch_mode": evaluator.mode,
             "batch_seeds": [j["seed"] for j in jobs]})
     t0 = time.perf_counter()
@@ -703,32 +759,23 @@ def run_batch(ensemble_dir: Path, jobs: list[dict[str, Any]], meta: dict[str, An
 
 
 # ------------------------------------------------------------------ NequIP batch package
-def compile_nequip_batch(model: str) -> Path:
-    """``nequip-compile --target batch`` of a registered NequIP/Allegro model's package."""
-    import subprocess
-
-    from .paths import env_python, thread_env
+def compile_nequip_batch(model: str, device: str = "cpu") -> Path:
+    """``nequip-compile --target batch`` of a registered NequIP/Allegro model's package for
+    ``device`` (cpu or cuda: 40-100 s), into :func:`batch_file_for` (written atomically)."""
+    from .deploy import _nequip_compile
     from .registry import load_card
-    from .routes import env_for_subprocess
 
-    card = load_card(model)
+    card = load_card(model, route="python-callback")
     src = card.directory / card.files.get("package", "")
     if card.architecture not in ("nequip", "allegro") or not src.is_file():
         raise BatchError(f"{model} has no NequIP package to compile (files.package)")
-    out = batch_file_for(card.deploy_file)
-    exe = env_python(card.env).parent / "nequip-compile"
-    tmp = out.with_name(".tmp-" + out.name)
-    r = subprocess.run([str(exe), str(src), str(tmp), "--mode", "aotinductor", "--device",
-                        "cpu", "--target", "batch"], capture_output=True, text=True,
-                       env=dict(env_for_subprocess(exe), **thread_env(1)))
-    if r.returncode or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        raise BatchError(f"nequip-compile failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
-    tmp.replace(out)
+    out = batch_file_for(card.deploy_file, device)
+    _nequip_compile(src, out, {"target": "batch", "device": device_type(device)})
     return out
 
 
-def check_evaluator(model: str, n: int = 4, device: str = "cpu") -> dict[str, Any]:
+def check_evaluator(model: str, n: int = 4, device: str = "cpu", edges: str = "auto"
+                    ) -> dict[str, Any]:
     """Batched vs per-structure (the model's ASE calculator) on ``n`` frames of the test set
     (different cells and positions): max abs differences, and the evaluator mode."""
     from ase.io import read
@@ -741,28 +788,33 @@ def check_evaluator(model: str, n: int = 4, device: str = "cpu") -> dict[str, An
     for a in every:
         a.calc = None
     frames = every[:n]
-    ev = BatchedEvaluator(card.architecture, card.deploy_file, device=device)
+    ev = BatchedEvaluator(card.architecture, card.deploy_file, device=device, edges=edges)
     ev.evaluate(every[n:])  # a first batch (MACE: the template its next batches reuse)
     b, s = ev.evaluate(frames), ev.evaluate_single(frames)
-    out: dict[str, Any] = {"mode": ev.mode, "n": len(frames), "graph": ev.graph}
+    out: dict[str, Any] = {"mode": ev.mode, "n": len(frames), "graph": ev.graph,
+                           "edges": edge_method(ev.device, edges)}
     out.update({f"max_abs_{k}": float(np.abs(b[k] - s[k]).max())
                 for k in ("energy", "forces", "stress", "virial")})
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lpsc_lmp.batched compile MODEL`` | ``check MODEL`` (JSON on the last line)."""
+    """``python -m lpsc_lmp.batched compile MODEL [--device cpu|cuda]`` |
+    ``check MODEL [--device D] [--edges auto|vesin|torch]`` (JSON on the last line)."""
+    import argparse
     import json
 
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and args[0] == "compile":
-        print(compile_nequip_batch(args[1]))
-        return 0
-    if len(args) == 2 and args[0] == "check":
-        print(json.dumps(check_evaluator(args[1])))
-        return 0
-    print("usage: python -m lpsc_lmp.batched compile|check MODEL", file=sys.stderr)
-    return 2
+    ap = argparse.ArgumentParser(prog="python -m lpsc_lmp.batched")
+    ap.add_argument("action", choices=["compile", "check"])
+    ap.add_argument("model")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--edges", default="auto", choices=EDGE_METHODS)
+    a = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if a.action == "compile":
+        print(compile_nequip_batch(a.model, a.device))
+    else:
+        print(json.dumps(check_evaluator(a.model, device=a.device, edges=a.edges)))
+    return 0
 
 
 if __name__ == "__main__":

@@ -110,15 +110,29 @@ def models_show(name: str) -> None:
 @click.option("--all-routes", is_flag=True,
               help="Also make the exports of native routes this LAMMPS cannot run (pair_nequip, "
                    "pair_allegro, pair_mace), e.g. to copy them to a cluster.")
-def models_prepare(names: tuple[str, ...], force: bool, all_routes: bool) -> None:
+@click.option("--device", default=None, metavar="cuda",
+              help="Also compile what a GPU needs of its own (NequIP/Allegro: the "
+                   "python-callback file and the --batch package for that device); run on the "
+                   "GPU machine. Ensembles on a GPU do this by themselves the first time.")
+def models_prepare(names: tuple[str, ...], force: bool, all_routes: bool,
+                   device: str | None) -> None:
     """Derive deployable files (e.g. compressed DeePMD models) from the committed ones: for
     every model, or the NAMES given. A native route's export is made when that route is the one
     this LAMMPS runs (or with --all-routes)."""
-    from .deploy import derive_missing
+    from .deploy import derive_for_device, derive_missing
+    from .registry import RegistryError
 
     for name in names or list_models():
-        for path in derive_missing(load_card(name), force=force, all_routes=all_routes,
-                                   echo=click.echo):
+        made = derive_missing(load_card(name), force=force, all_routes=all_routes,
+                              echo=click.echo)
+        if device:
+            try:
+                card = load_card(name, route="python-callback")
+            except RegistryError:  # no route evaluated in Python: nothing per device
+                card = None
+            if card is not None:
+                made += derive_for_device(card, device, batch=True, echo=click.echo)
+        for path in made:
             click.echo(f"{name}: made {path.name}")
 
 

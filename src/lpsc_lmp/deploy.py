@@ -15,7 +15,9 @@ Tools (each runs in the model's own environment):
 - ``dp-compress``: ``dp --pt compress`` (core environment).
 - ``nequip-compile``: ``nequip-compile --mode aotinductor --device cpu --target T`` with
   ``target`` ase (the ASE calculator and the python-callback route; default), pair_nequip,
-  pair_allegro or batch. Compile on the machine (CPU/GPU) that will run the file.
+  pair_allegro or batch. An AOTInductor package runs only on the device type it was compiled
+  for: the GPU variants of the python-callback file and of the batch package
+  (``<stem>.cuda.nequip.pt2``) are made on the GPU machine by :func:`derive_for_device`.
 - ``mace-create-lammps-model``: MACE's ``mace_create_lammps_model`` (TorchScript for
   ``pair_style mace``, float64); with ``format: mliap`` the ML-IAP export for
   ``pair_style mliap unified`` (needs cuequivariance and a GPU, per MACE's documentation).
@@ -57,12 +59,14 @@ def _failed(tool: str, src: Path, r: subprocess.CompletedProcess) -> RegistryErr
 
 def _nequip_compile(src: Path, out: Path, how: dict[str, Any]) -> None:
     """AOTInductor-compile a NequIP/Allegro package or checkpoint for ``how['target']`` (ase,
-    pair_nequip, pair_allegro, batch) in ``.venv/nequip`` (40-100 s with g++)."""
+    pair_nequip, pair_allegro, batch) and ``how['device']`` (cpu) in ``.venv/nequip`` (40-100 s
+    with g++)."""
     exe, env = _tool_env("nequip", "nequip-compile", out)
     target = how.get("target", "ase")
     tmp = out.with_name(".tmp-" + out.name)  # keeps the .nequip.pt2 ending nequip-compile wants
-    r = subprocess.run([str(exe), str(src), str(tmp), "--mode", "aotinductor", "--device", "cpu",
-                        "--target", target], capture_output=True, text=True, env=env)
+    r = subprocess.run([str(exe), str(src), str(tmp), "--mode", "aotinductor", "--device",
+                        how.get("device", "cpu"), "--target", target], capture_output=True,
+                       text=True, env=env)
     if r.returncode or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         raise _failed(f"nequip-compile --target {target}", src, r)
@@ -148,3 +152,35 @@ def derive_route_file(card: ModelCard, echo: Callable[[str], None] | None = prin
     if echo:
         echo(f"{card.name}: making {target} for route {card.route} ({how['tool']}) ...")
     return _make(card, target, how)
+
+
+def derive_for_device(card: ModelCard, device: str, batch: bool = False,
+                      echo: Callable[[str], None] | None = print) -> list[Path]:
+    """Make the per-device files a python-callback ensemble of ``card`` on ``device`` loads and
+    lacks (or has older than the model's package): a NequIP/Allegro model's AOTInductor file
+    for a GPU (:func:`lpsc_lmp.routes.device_model_file`) and, with ``batch``, its batch
+    package (:func:`lpsc_lmp.batched.batch_file_for`). Nothing for other architectures or
+    routes (MACE and DeePMD-kit models run on any device). Returns the files made."""
+    from .batched import batch_file_for
+    from .routes import CALLBACK_ROUTES, device_model_file
+
+    if card.architecture not in ("nequip", "allegro") or card.route not in CALLBACK_ROUTES:
+        return []
+    kind = str(device).split(":")[0]
+    pkg = card.directory / card.files.get("package", "")
+    wanted = [(batch_file_for(card.deploy_file, kind), "batch")] if batch else []
+    if kind != "cpu":
+        wanted.insert(0, (device_model_file(card.deploy_file, kind), "ase"))
+    made = []
+    for out, target in wanted:
+        if out.is_file() and (not pkg.is_file() or out.stat().st_mtime >= pkg.stat().st_mtime):
+            continue
+        if not pkg.is_file():
+            raise RegistryError(f"{card.name} has no NequIP package (files.package) to compile "
+                                f"{out.name} from; re-add the model with `lpsc-lmp models add`")
+        if echo:
+            echo(f"{card.name}: compiling {out.name} for {kind} (nequip-compile --target "
+                 f"{target}, 1-2 min, once) ...")
+        _nequip_compile(pkg, out, {"target": target, "device": kind})
+        made.append(out)
+    return made

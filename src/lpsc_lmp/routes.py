@@ -162,9 +162,35 @@ def env_for_subprocess(target_python: str | Path, environ: dict[str, str] | None
 
 
 # ------------------------------------------------------------------ calculators
+def default_device() -> str:
+    """``cuda`` where torch sees a GPU (within CUDA_VISIBLE_DEVICES; a CPU worker slot has it
+    empty), else ``cpu``: where the python-callback route and the batched mode run the model."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_model_file(model_file: str | Path, device: str = "cpu") -> Path:
+    """The file the model's calculator loads on ``device``: ``model_file`` itself, except a
+    NequIP/Allegro AOTInductor package (``*.nequip.pt2``, runs only on the device type it was
+    compiled for) on a GPU: ``<stem>.<device type>.nequip.pt2`` beside it, compiled there by
+    :func:`lpsc_lmp.deploy.derive_for_device` (``lpsc-lmp models prepare NAME --device cuda``,
+    or the first ensemble on a GPU)."""
+    p = Path(model_file)
+    kind = str(device).split(":")[0]
+    if kind == "cpu" or not p.name.endswith(".nequip.pt2"):
+        return p
+    return p.with_name(f"{p.name[:-len('.nequip.pt2')]}.{kind}.nequip.pt2")
+
+
 def load_calculator(architecture: str, model_file: str | Path, device: str = "cpu") -> Any:
-    """The architecture's own ASE calculator for a deployable model file (in its environment)."""
-    model_file = str(model_file)
+    """The architecture's own ASE calculator for a deployable model file (in its environment),
+    on ``device`` (cpu, cuda; DeePMD-kit picks its device itself: a GPU when torch sees one)."""
+    model_file = str(device_model_file(model_file, device))
+    if not Path(model_file).is_file():
+        kind = str(device).split(":")[0]
+        raise RouteError(f"{model_file} is missing; run `lpsc-lmp models prepare MODEL"
+                         + (f" --device {kind}`" if kind != "cpu" else "`"))
     if architecture == "mace":
         from mace.calculators import MACECalculator
 
@@ -252,7 +278,8 @@ def attach_python_callback(lmp: Any, meta: dict[str, Any], calc: Any | None = No
     if missing and calc is None:
         raise RouteError(f"python-callback route needs {missing} in the seed metadata")
     if calc is None:
-        calc = load_calculator(meta["architecture"], meta["model_file"])
+        calc = load_calculator(meta["architecture"], meta["model_file"],
+                               meta.get("device") or default_device())
     fix_id = meta.get("fix_id", FIX_ID)
     handle = PythonCallback(lmp, calc, list(meta["type_map"]), fix_id)
     lmp.set_fix_external_callback(fix_id, handle, lmp)

@@ -196,6 +196,7 @@ def run_seed(ensemble_dir: Path, seed: int, deck_text: str, meta: dict[str, Any]
     (sdir / "in.lammps").write_text(deck_text)
     started = datetime.now(UTC).isoformat()
     t0 = time.perf_counter()
+    meta = with_device(meta)
     manifest: dict[str, Any] = {
         "format": 1, "seed": seed, "started": started, "host": socket.gethostname(),
         "python": platform.python_version(), "packages": package_versions(),
@@ -215,6 +216,21 @@ def run_seed(ensemble_dir: Path, seed: int, deck_text: str, meta: dict[str, Any]
     except SeedFailed as exc:
         return record_seed(sdir, manifest, exc, time.perf_counter() - t0)
     return record_seed(sdir, manifest, arrays, time.perf_counter() - t0)
+
+
+def with_device(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with the device a model evaluated in Python runs on (``device``: cuda where
+    this worker sees a GPU, else cpu) and, where that device loads its own compiled file
+    (NequIP on a GPU), ``device_model_file`` and its sha256. Native routes: unchanged."""
+    from .routes import CALLBACK_ROUTES, default_device, device_model_file
+
+    if meta.get("route") not in CALLBACK_ROUTES or "model_file" not in meta:
+        return meta
+    out = dict(meta, device=meta.get("device") or default_device())
+    f = device_model_file(out["model_file"], out["device"])
+    if str(f) != str(out["model_file"]) and f.is_file():
+        out.update(device_model_file=str(f), device_model_sha256=sha256_file(f))
+    return out
 
 
 def record_seed(sdir: Path, manifest: dict[str, Any],

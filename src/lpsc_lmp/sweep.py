@@ -425,6 +425,11 @@ def run_sweep(settings: list[EnsembleSettings], echo=print, engine: str = "local
             slots, sentence = plan_slots(first.workers, gpus, first.workers_per_gpu)
             slots = slots[:len(tasks)] or slots[:1]
             echo(sentence)
+            from .deploy import derive_for_device
+
+            for e in {e.card.name: e for e in ensembles}.values():  # NequIP: per-device files
+                derive_for_device(e.card, "cuda" if any(slots) else "cpu", bool(first.batch),
+                                  echo)
             progress = Progress(len(tasks), len(slots), stream=progress_stream, tty=tty)
             try:
                 stats = run_local(ensembles, tasks, slots, progress, worker_cmd=worker_cmd,
