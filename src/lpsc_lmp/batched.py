@@ -40,10 +40,13 @@ Evaluators (``BatchedEvaluator.mode``)
   from vesin per frame on a CPU (2.3x less Python per replica than NequIP's per-frame ASE
   conversion), or for all frames at once in torch on a GPU (:func:`periodic_edges`); without
   vesin, NequIP's own path (calculator transforms + ``AtomicDataDict.batched_from_list``).
-  The file is ``<model dir>/<deploy stem>.batch.nequip.pt2``, made by
-  ``python -m lpsc_lmp.batched compile MODEL`` (nequip-compile, 40-100 s on CPU; ``make
-  models`` runs it). That package is exported for >= 2 frames (a single frame indexes out of
-  bounds), so a batch of one (K=1, or the last replica alive) goes through the ASE calculator.
+  The file is ``<model dir>/<deploy stem>.batch.nequip.pt2`` (CPU; ``make models`` makes it)
+  or ``<deploy stem>.batch.cuda.nequip.pt2`` (GPU: an AOTInductor package runs only on the
+  device type it was compiled for), made by ``python -m lpsc_lmp.batched compile MODEL
+  [--device cuda]`` or by the first batched sweep on that device
+  (:func:`lpsc_lmp.deploy.derive_for_device`; nequip-compile, 40-100 s). That package is
+  exported for >= 2 frames (a single frame indexes out of bounds), so a batch of one (K=1, or
+  the last replica alive) goes through the ASE calculator.
 - ``deepmd-multi-frame``: DeePMD-kit's ``DeepPot.eval`` with a frame axis (coordinates
   ``(K, 3N)``, cells ``(K, 9)``), the model of its ASE calculator ``deepmd.calculator.DP``, so a
   DeePMD model runs batched on its card's python-callback route (``--batch`` picks that route;
@@ -61,8 +64,13 @@ A native route (``pair_style deepmd``, ``nequip``, ``mace``: the model evaluates
 cannot be batched; ``--batch`` uses the card's python-callback route, and refuses a card without
 one (:func:`check_batchable`).
 
-Per-seed manifests carry ``batch_size``, ``batch_mode`` and ``batch_seeds`` besides the usual
-keys; ``steps_per_s`` is per seed (aggregate = batch size x steps_per_s).
+Neighbour lists of the direct graphs (``edges``, :data:`EDGE_METHODS`): vesin per frame on a
+CPU, one torch neighbour list for all replicas on a GPU; ``edges="torch"`` runs the GPU code on
+a CPU (tests). The model runs on ``device`` (default: the worker's GPU if torch sees one).
+
+Per-seed manifests carry ``batch_size``, ``batch_mode``, ``batch_seeds``, ``device`` (and the
+NequIP ``batch_model_file`` with its sha256) besides the usual keys; ``steps_per_s`` is per
+seed (aggregate = batch size x steps_per_s).
 """
 
 from __future__ import annotations
