@@ -228,6 +228,25 @@ def test_manifest_says_where_the_model_ran(tmp_path):
     assert with_device(native) == native
 
 
+def test_seed_without_its_gpu_file_names_the_fix(tmp_path):
+    """A NequIP seed on a GPU whose file for the GPU was never compiled (a cluster node) fails
+    with the command that makes it, not as a LAMMPS error."""
+    from lpsc_lmp.ensemble import render_for_seed
+    from lpsc_lmp.runner import SeedFailed, run_md
+    from lpsc_lmp.structure import build_lpsc, write_lammps_data
+
+    card = load_card("nequip-7net", route="python-callback")
+    s = _settings("nequip-7net", tmp_path, "x", seeds=1, batch=0, steps=10)
+    write_lammps_data(build_lpsc(), tmp_path / "structure.data", card.type_map)
+    deck = render_for_seed(s, card, tmp_path / "structure.data", 1).text
+    meta = {"architecture": "nequip", "model_file": str(tmp_path / "model.nequip.pt2"),
+            "type_map": list(card.type_map), "device": "cuda"}
+    with pytest.raises(SeedFailed, match=r"^\S+model\.cuda\.nequip\.pt2 is missing; run "
+                                         "`lpsc-lmp models prepare MODEL --device cuda`"):
+        run_md(deck, tmp_path, 1, 800.0, 0.001, 10, 5, 10, route="python-callback",
+               route_meta=meta)
+
+
 def test_periodic_edges_in_groups_of_frames(monkeypatch):
     """Large batches are split into groups of frames (bounded memory): same edges, same order."""
     import torch

@@ -30,7 +30,7 @@ import numpy as np
 from .deck import split_production_run
 from .lammps_env import open_lammps
 from .registry import sha256_file
-from .routes import attach
+from .routes import RouteError, attach
 
 TRACKED_PACKAGES = ("lpsc-lmp", "deepmd-kit", "torch", "lammps", "numpy", "ase", "jinja2",
                     "nequip", "nequip-allegro", "mace-torch", "e3nn")
@@ -176,6 +176,8 @@ def run_md(deck_text: str, workdir: Path, li_type: int, temperature_K: float,
                           pos_every, thermo_every)
     except SeedFailed:
         raise
+    except RouteError as exc:  # the model could not be attached (its message names the fix)
+        raise SeedFailed(str(exc)) from None
     except Exception as exc:  # LAMMPS errors arrive as plain exceptions
         raise lammps_failure(exc) from None
     finally:
