@@ -6,7 +6,8 @@
 #   2. the models' files for the GPU (NequIP: python-callback file and batch package compiled
 #      for cuda, 1-2 min each; DeePMD: its compressed model);
 #   3. batched vs per-structure evaluation on the GPU (python -m lpsc_lmp.batched check);
-#   4. bench/bench_batched.py --device cuda: aggregate trajectory-steps/s for batch sizes
+#   4. with ENSEMBLE=1: `lpsc-lmp ensemble` batched and ordinary on the GPU, D of each;
+#   5. (unless BENCH=0) bench/bench_batched.py --device cuda: aggregate trajectory-steps/s for batch sizes
 #      SIZES against (a) one process per seed, one at a time, and (b) PROCS processes sharing
 #      the GPU, plus BPROCS batched processes sharing it and the host-side ceiling (a model
 #      that costs nothing).
@@ -40,6 +41,22 @@ check() {  # the model's files for DEVICE, then batched = per-structure there
 for m in "${models[@]}"; do  # one model failing does not stop the others
   check "$m" || echo "check of $m failed" | tee "bench/results/check_${m}_$TAG.json"
 done
+# 4. optional (ENSEMBLE=1): the CLI end to end on the GPU, batched and ordinary ensembles of the
+#    same seeds (workers on the GPU, per-device files, manifests), and their D side by side
+if [ -n "${ENSEMBLE:-}" ]; then
+  ES=${ENSEMBLE_SEEDS:-32} EPS=${ENSEMBLE_PS:-5} EW=${ENSEMBLE_WORKERS:-8}
+  for m in "${models[@]}"; do
+    for mode in batched ordinary; do
+      if [ "$mode" = batched ]; then opts=(--batch "$ES"); else opts=(--workers "$EW" --workers-per-gpu "$EW"); fi
+      gpus=(); [ "$DEVICE" = cpu ] && gpus=(--gpus none)
+      .venv/dp/bin/lpsc-lmp ensemble --model "$m" --T 1000 --seeds "$ES" --time "$EPS" \
+        --fit-window "$(python3 -c "print($EPS / 5)")" "$EPS" --route python-callback \
+        --tag "${mode}-$TAG" "${opts[@]}" "${gpus[@]}" 2>&1 | tail -3 || echo "ensemble $mode of $m failed"
+    done
+  done
+fi
+
+[ "${BENCH:-1}" = 1 ] || exit 0
 for m in "${models[@]}"; do
   .venv/dp/bin/python bench/bench_batched.py --device "$DEVICE" --models "$m" --sizes "$SIZES" \
     --procs "$PROCS" --batched-procs "$BPROCS" --ceiling --tag "${m%%-*}_$TAG" \
