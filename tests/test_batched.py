@@ -199,6 +199,11 @@ def test_nequip_files_per_device(tmp_path, monkeypatch):
     card = load_card("nequip-7net", route="python-callback")
     with pytest.raises(RouteError, match="models prepare MODEL --device cuda"):
         load_calculator("nequip", card.deploy_file, "cuda")
+    monkeypatch.setenv("LPSC_LMP_DETECTED_GPUS", "")  # no GPU: refused, nothing compiled
+    with pytest.raises(RegistryError, match="on the GPU machine"):
+        deploy.derive_for_device(card, "cuda")
+    assert calls == []
+    monkeypatch.setenv("LPSC_LMP_DETECTED_GPUS", "0")  # (stand-in for a GPU machine)
     said = []
     made = deploy.derive_for_device(card, "cuda", batch=True, echo=said.append)
     assert calls == [("nequip-7net.nequip.zip", "model.cuda.nequip.pt2", "ase", "cuda"),

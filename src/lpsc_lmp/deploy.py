@@ -175,6 +175,13 @@ def derive_for_device(card: ModelCard, device: str, batch: bool = False,
     for out, target in wanted:
         if out.is_file() and (not pkg.is_file() or out.stat().st_mtime >= pkg.stat().st_mtime):
             continue
+        if kind == "cuda":
+            from .sweep import detect_gpus
+
+            if not detect_gpus():
+                raise RegistryError(f"{out.name} must be compiled on a machine with a GPU "
+                                    "(nvidia-smi sees none here); run `lpsc-lmp models "
+                                    f"prepare {card.name} --device cuda` on the GPU machine")
         if not pkg.is_file():
             raise RegistryError(f"{card.name} has no NequIP package (files.package) to compile "
                                 f"{out.name} from; re-add the model with `lpsc-lmp models add`")
