@@ -42,9 +42,9 @@ $(VENV)/nequip/.installed: envs/nequip.txt pyproject.toml
 
 # Derive deployable files (e.g. compressed DeePMD models) from the committed frozen models.
 models: $(VENV)/dp/.installed $(VENV)/nequip/.installed
-	$(DP)/lpsc-lmp models prepare
-	# NequIP package for batched evaluation (`ensemble --batch`; lpsc_lmp.batched)
-	test potentials/nequip-7net/model.batch.nequip.pt2 -nt potentials/nequip-7net/nequip-7net.nequip.zip || PYTHONPATH=src $(NEQUIP)/python -m lpsc_lmp.batched compile nequip-7net
+	# --device cpu: also NequIP's package for batched evaluation on the CPU (`ensemble --batch`),
+	# made when missing or older than the model's package
+	$(DP)/lpsc-lmp models prepare --device cpu
 
 test: install
 	$(DP)/python -m pytest -q

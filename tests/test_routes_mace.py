@@ -81,9 +81,9 @@ def test_callback_route_matches_ase_lj_on_triclinic_cell():
 
 
 def test_box_reader_follows_the_box():
-    """BoxReader (buffers allocated once, read every step) = lammps_cell, also after the box
-    changed shape and origin."""
-    from lpsc_lmp.routes import BoxReader, lammps_cell
+    """BoxReader (buffers allocated once, read every step) = the box from the LAMMPS Python
+    module's own extract_box, also after the box changed shape and origin."""
+    from lpsc_lmp.routes import BoxReader
 
     lmp = open_lammps()
     try:
@@ -96,7 +96,10 @@ def test_box_reader_follows_the_box():
             if change:
                 lmp.command(change)
             cell, origin = box()
-            ref_cell, ref_origin = lammps_cell(lmp)
+            lo, hi, xy, yz, xz, _, _ = lmp.extract_box()
+            ref_cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0],
+                                 [xz, yz, hi[2] - lo[2]]])
+            ref_origin = np.array(lo)
             np.testing.assert_array_equal(cell, ref_cell)
             np.testing.assert_array_equal(origin, ref_origin)
         assert cell[1, 0] == pytest.approx(1.1) and origin[0] == pytest.approx(-1.0)

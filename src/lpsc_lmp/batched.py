@@ -96,7 +96,7 @@ from .routes import (
     BoxReader,
     default_device,
     device_model_file,
-    lammps_cell,
+    device_type,
     load_calculator,
 )
 from .runner import (
@@ -141,11 +141,6 @@ def batch_file_fresh(model_file: str | Path, device: str = "cpu") -> bool:
               f"with `lpsc-lmp models prepare MODEL --device {device_type(device)}`",
               file=sys.stderr, flush=True)
     return not stale
-
-
-def device_type(device: Any) -> str:
-    """``cpu``, ``cuda``, ... of a device name or torch device (``cuda:1`` -> ``cuda``)."""
-    return str(device).split(":")[0]
 
 
 # ------------------------------------------------------------------ evaluator
@@ -564,10 +559,9 @@ class _Replica:
         types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1)).copy()
         if types.max() > len(type_map):
             raise SeedFailed(f"LAMMPS has atom type {types.max()} but the type map is {type_map}")
-        cell, _ = lammps_cell(lmp)
         self.box = BoxReader(lmp)
         self.atoms = Atoms(symbols=[type_map[t - 1] for t in types],
-                           positions=np.zeros((n, 3)), cell=cell, pbc=True)
+                           positions=np.zeros((n, 3)), cell=self.box()[0], pbc=True)
         self.error: str | None = None
         self.calls = 0
 

@@ -120,7 +120,6 @@ def models_prepare(names: tuple[str, ...], force: bool, all_routes: bool,
     every model, or the NAMES given. A native route's export is made when that route is the one
     this LAMMPS runs (or with --all-routes)."""
     from .deploy import derive_for_device, derive_missing
-    from .registry import RegistryError
 
     for name in names or list_models():
         made = derive_missing(load_card(name), force=force, all_routes=all_routes,

@@ -162,11 +162,11 @@ def derive_for_device(card: ModelCard, device: str, batch: bool = False,
     package (:func:`lpsc_lmp.batched.batch_file_for`). Nothing for other architectures or
     routes (MACE and DeePMD-kit models run on any device). Returns the files made."""
     from .batched import batch_file_for
-    from .routes import CALLBACK_ROUTES, device_model_file
+    from .routes import CALLBACK_ROUTES, device_model_file, device_type
 
     if card.architecture not in ("nequip", "allegro") or card.route not in CALLBACK_ROUTES:
         return []
-    kind = str(device).split(":")[0]
+    kind = device_type(device)
     pkg = card.directory / card.files.get("package", "")
     wanted = [(batch_file_for(card.deploy_file, kind), "batch")] if batch else []
     if kind != "cpu":

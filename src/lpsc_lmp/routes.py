@@ -170,6 +170,11 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def device_type(device: Any) -> str:
+    """``cpu``, ``cuda``, ... of a device name or torch device (``cuda:1`` -> ``cuda``)."""
+    return str(device).split(":")[0]
+
+
 def device_model_file(model_file: str | Path, device: str = "cpu") -> Path:
     """The file the model's calculator loads on ``device``: ``model_file`` itself, except a
     NequIP/Allegro AOTInductor package (``*.nequip.pt2``, runs only on the device type it was
@@ -177,7 +182,7 @@ def device_model_file(model_file: str | Path, device: str = "cpu") -> Path:
     :func:`lpsc_lmp.deploy.derive_for_device` (``lpsc-lmp models prepare NAME --device cuda``,
     or the first ensemble on a GPU)."""
     p = Path(model_file)
-    kind = str(device).split(":")[0]
+    kind = device_type(device)
     if kind == "cpu" or not p.name.endswith(".nequip.pt2"):
         return p
     return p.with_name(f"{p.name[:-len('.nequip.pt2')]}.{kind}.nequip.pt2")
@@ -188,7 +193,7 @@ def load_calculator(architecture: str, model_file: str | Path, device: str = "cp
     on ``device`` (cpu, cuda; DeePMD-kit picks its device itself: a GPU when torch sees one)."""
     model_file = str(device_model_file(model_file, device))
     if not Path(model_file).is_file():
-        kind = str(device).split(":")[0]
+        kind = device_type(device)
         raise RouteError(f"{model_file} is missing; run `lpsc-lmp models prepare MODEL"
                          + (f" --device {kind}`" if kind != "cpu" else "`"))
     if architecture == "mace":
@@ -211,17 +216,11 @@ def load_calculator(architecture: str, model_file: str | Path, device: str = "cp
 
 
 # ------------------------------------------------------------------ python-callback
-def lammps_cell(lmp: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(cell rows a, b, c; origin boxlo) of the LAMMPS box."""
-    lo, hi, xy, yz, xz, _, _ = lmp.extract_box()
-    lx, ly, lz = (hi[i] - lo[i] for i in range(3))
-    return np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]]), np.array(lo)
-
-
 class BoxReader:
-    """:func:`lammps_cell` for every MD step: ``lammps_extract_box`` of the LAMMPS C library
-    into buffers allocated once (``extract_box`` of the Python module allocates nine ctypes
-    objects per call, ~15 us of the ~85 us a batched replica-step costs the host)."""
+    """The LAMMPS box as (cell rows a, b, c; origin boxlo), read at every MD step:
+    ``lammps_extract_box`` of the LAMMPS C library into buffers allocated once
+    (``extract_box`` of the Python module allocates nine ctypes objects per call, ~15 us of the
+    ~85 us a batched replica-step costs the host)."""
 
     def __init__(self, lmp: Any):
         from ctypes import byref, c_double, c_int
@@ -261,9 +260,9 @@ class PythonCallback:
         if types.max() > len(type_map):
             raise RouteError(f"LAMMPS has atom type {types.max()} but the type map is {type_map}")
         symbols = [type_map[t - 1] for t in types]
-        cell, _ = lammps_cell(lmp)
-        self.atoms = Atoms(symbols=symbols, positions=np.zeros((n, 3)), cell=cell, pbc=True)
         self.box = BoxReader(lmp)
+        self.atoms = Atoms(symbols=symbols, positions=np.zeros((n, 3)), cell=self.box()[0],
+                           pbc=True)
         self.calls = 0
         self.last: dict[str, Any] = {}
 
