@@ -6,6 +6,9 @@ LABEL := $(VENV)/label/bin
 MACE := $(VENV)/mace/bin
 NEQUIP := $(VENV)/nequip/bin
 export OMP_NUM_THREADS ?= 1
+# no pip cache: the environments are the only copy (the DeePMD env's CUDA wheels alone would
+# add ~3.5 GB of cache on a fresh machine)
+export PIP_NO_CACHE_DIR ?= 1
 
 .PHONY: nequip-plugin mace-plugin install test test-all lint models default-model retrain bench run clean-runs \
 	sweep report status bench-throughput device-kit
@@ -14,12 +17,14 @@ install: $(VENV)/dp/.installed $(VENV)/label/.installed $(VENV)/mace/.installed 
          $(VENV)/nequip/.installed models
 
 $(VENV)/dp/.installed: envs/dp.txt pyproject.toml
+	@$(PY) scripts/need_disk.py 10 $(VENV)/dp
 	$(PY) -m venv $(VENV)/dp
 	$(DP)/pip install --quiet -r envs/dp.txt
 	$(DP)/pip install --quiet -e ".[data,test]"
 	touch $@
 
 $(VENV)/label/.installed: envs/label.txt pyproject.toml
+	@$(PY) scripts/need_disk.py 3 $(VENV)/label
 	$(PY) -m venv $(VENV)/label
 	$(LABEL)/pip install --quiet -r envs/label.txt
 	$(LABEL)/pip install --quiet -e .
@@ -29,12 +34,14 @@ $(VENV)/label/.installed: envs/label.txt pyproject.toml
 # lpsc-lmp itself goes in with its light dependencies (models run there through
 # `python -m lpsc_lmp.worker`, route python-callback). About 4 min each (torch from a local wheel).
 $(VENV)/mace/.installed: envs/mace.txt pyproject.toml
+	@$(PY) scripts/need_disk.py 3 $(VENV)/mace
 	$(PY) -m venv $(VENV)/mace
 	$(MACE)/pip install --quiet -r envs/mace.txt
 	$(MACE)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/nequip/.installed: envs/nequip.txt pyproject.toml
+	@$(PY) scripts/need_disk.py 3 $(VENV)/nequip
 	$(PY) -m venv $(VENV)/nequip
 	$(NEQUIP)/pip install --quiet -r envs/nequip.txt
 	$(NEQUIP)/pip install --quiet -e .

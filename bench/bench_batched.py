@@ -10,8 +10,9 @@ scripts/lammps_plugins; pair_style deepmd), on that route too; (b) ``procs P``: 
 processes sharing the device at the same time (started together after their set-up):
 aggregate = P x steps / wall.
 (c) ``--ceiling``: the same lock-step runs with a model that costs nothing (zero forces): the
-host-side cost per replica-step (K LAMMPS instances, the ``fix external`` callbacks, the barrier)
-alone, i.e. the most any GPU could give this design at that K.
+host-side cost per replica-step (K LAMMPS instances, the ``fix external`` callbacks, the
+hand-offs between replica threads) alone, i.e. the most any GPU could give this design at that
+K; once with the replica threads on one CPU (the default) and once left to the OS.
 (d) ``--batched-procs P``: P batched processes of K replicas each at once, sharing the device
 (the host-side work of the lock step spread over P cores; ``sweep --batch K`` with
 ``--workers-per-gpu P``).
@@ -186,11 +187,12 @@ def _env_python(model: str) -> str:
     return str(env_python(load_card(model).env))
 
 
-def _child(py: str, args: list[str], threads: int) -> subprocess.Popen:
+def _child(py: str, args: list[str], threads: int, extra_env: dict[str, str] | None = None
+           ) -> subprocess.Popen:
     from lpsc_lmp.paths import thread_env
     from lpsc_lmp.routes import env_for_subprocess
 
-    env = dict(env_for_subprocess(py), **thread_env(threads))
+    env = dict(env_for_subprocess(py), **thread_env(threads), **(extra_env or {}))
     env["PYTHONPATH"] = str(ROOT / "src")
     return subprocess.Popen([py, __file__, "--case", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -238,15 +240,21 @@ def run_all(a: argparse.Namespace, rows: list[dict], save) -> list[dict]:
                          "steps": steps, "wall_s": round(wall, 3),
                          "agg_steps_per_s": round(agg, 2), "vs_sequential": round(agg / seq, 2)})
             save(rows)
-        kinds = ["batched"] + (["ceiling"] if a.ceiling else [])
+        # ceiling, unpinned: the replica threads left to the OS (LPSC_LMP_PIN=0) instead of
+        # sharing one CPU (lpsc_lmp.batched.lockstep_cpu)
+        kinds = ["batched"] + (["ceiling", "ceiling-unpinned"] if a.ceiling else [])
         for k in [int(x) for x in a.sizes.split(",") if x]:
             for kind in kinds:
-                edges = "ceiling" if kind == "ceiling" else a.edges
-                n = steps * 4 if kind == "ceiling" else steps  # (cheap; longer = less noise)
+                ceiling = kind.startswith("ceiling")
+                edges = "ceiling" if ceiling else a.edges
+                n = steps * 4 if ceiling else steps  # (cheap; longer = less noise)
                 r = _result(_child(py, ["batched", model, str(k), str(n), a.device,
-                                        json.dumps({"edges": edges})], a.threads))
+                                        json.dumps({"edges": edges})], a.threads,
+                                   {"LPSC_LMP_PIN": "0"} if kind == "ceiling-unpinned" else {}))
                 agg = k * n / r["wall_s"]
                 label = (f"ceiling K={k} (no model)" if kind == "ceiling" else
+                         f"ceiling K={k} (no model), threads unpinned"
+                         if kind == "ceiling-unpinned" else
                          f"batched K={k} ({r['mode']}, graph {r['graph']})")
                 rows.append({"model": model, "case": label, "replicas": k, "steps": n,
                              "wall_s": round(r["wall_s"], 3), "agg_steps_per_s": round(agg, 2),
@@ -271,7 +279,9 @@ def _together(py: str, p: int, case: list[str], threads: int, extra: str = "{}")
     up); the wall time from the first start to the last end (s)."""
     with tempfile.TemporaryDirectory() as sync:
         opts = json.dumps(dict(json.loads(extra), sync=sync))
-        procs = [_child(py, [*case, opts], threads) for _ in range(p)]
+        # one worker slot each, as the sweep gives them (the CPU of a batched lock step)
+        procs = [_child(py, [*case, opts], threads, {"LPSC_LMP_SLOT": str(j)})
+                 for j in range(p)]
         while len(list(Path(sync).glob("ready_*"))) < p:
             if any(x.poll() not in (None, 0) for x in procs):
                 raise RuntimeError(next(x for x in procs if x.poll()).stderr.read()[-2000:])

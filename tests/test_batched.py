@@ -410,6 +410,129 @@ def test_failed_replica_leaves_the_batch(tmp_path):
     assert 2 in ev.sizes  # ... in a batch of two after replica 1 left
 
 
+def test_lock_step_same_arrays_pinned_or_not(tmp_path, monkeypatch):
+    """Which thread runs when (one CPU for all replica threads, or the OS's choice) changes no
+    result."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LPSC_LMP_PIN", "0")
+    r1, s1, _ = _run_lj(tmp_path / "free", 3, None)
+    monkeypatch.setenv("LPSC_LMP_PIN", "1")
+    r2, s2, _ = _run_lj(tmp_path / "pinned", 3, None)
+    assert s1["cpu"] is None
+    if len(os.sched_getaffinity(0)) > 1:
+        assert s2["cpu"] in os.sched_getaffinity(0)
+    for a, b in zip(r1, r2, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+class _CountingEvaluator:
+    """Evaluator of :class:`_LockStep` tests: energy = 10 x call number + replica index."""
+
+    mode = "test"
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
+
+    def evaluate(self, atoms_list):
+        self.batches.append(list(atoms_list))
+        k = len(self.batches)
+        return {"energy": np.array([10.0 * k + i for i in atoms_list]),
+                "forces": np.zeros((len(atoms_list), 1, 3)),
+                "virial": np.zeros((len(atoms_list), 6))}
+
+
+def _drive_lockstep(n: int, steps: list[int], fail_setup: set[int] = frozenset(),
+                    stop_after: int | None = None):
+    """Threads standing in for replicas: replica i makes ``steps[i]`` calls to submit (its
+    'callbacks'); a replica in ``fail_setup`` leaves before the start. Returns the evaluator,
+    what each replica got back, and the most replicas ever running at once."""
+    import threading
+    import time
+
+    from lpsc_lmp.batched import _LockStep, _Stopped
+
+    ev = _CountingEvaluator()
+    ls = _LockStep(ev, n)
+    got: dict[int, list] = {i: [] for i in range(n)}
+    running, most = [0], [0]
+    guard = threading.Lock()
+
+    def enter():
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+
+    def leave():
+        with guard:
+            running[0] -= 1
+
+    def replica(i):
+        ls.wait_turn(i)
+        enter()
+        try:
+            for _ in range(steps[i]):
+                time.sleep(0.0005 * ((i * 7) % 3))  # uneven "LAMMPS" work
+                leave()
+                res = ls.submit(i, i)
+                enter()
+                got[i].append(res)
+                if isinstance(res, _Stopped):
+                    break
+        finally:
+            leave()
+            ls.leave(i)
+
+    for i in fail_setup:
+        ls.leave(i)
+    threads = [threading.Thread(target=replica, args=(i,), daemon=True)
+               for i in range(n) if i not in fail_setup]
+    for t in threads:
+        t.start()
+    ls.start()
+    if stop_after is not None:
+        while len(ev.batches) < stop_after:
+            time.sleep(0.001)
+        ls.stop()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive(), "a replica thread hung"
+    return ev, got, most[0]
+
+
+def test_lockstep_batches_hold_every_live_replica():
+    ev, got, most = _drive_lockstep(5, [6, 6, 3, 6, 6], fail_setup={4})
+    assert most == 1  # one replica running at a time
+    assert ev.batches[:3] == [[0, 1, 2, 3]] * 3  # replica 2 made 3 calls, then left
+    assert ev.batches[3:] == [[0, 1, 3]] * 3
+    for i in (0, 1, 3):
+        assert [r[0] for r in got[i]] == [10.0 * k + i for k in range(1, 7)]
+    assert [r[0] for r in got[2]] == [12.0, 22.0, 32.0] and got[4] == []
+
+
+def test_lockstep_stop_releases_every_replica():
+    from lpsc_lmp.batched import _Stopped
+
+    ev, got, _ = _drive_lockstep(4, [10**6] * 4, stop_after=5)
+    assert all(isinstance(got[i][-1], _Stopped) for i in range(4))
+    assert len(ev.batches) < 10**6
+
+
+def test_lockstep_cpu_rules():
+    from lpsc_lmp.batched import lockstep_cpu
+
+    allowed = sorted(os.sched_getaffinity(0))
+    base = {"OMP_NUM_THREADS": "1"}
+    if len(allowed) < 2:
+        assert lockstep_cpu(base) is None
+        return
+    assert lockstep_cpu(dict(base, LPSC_LMP_SLOT="1")) == allowed[1]
+    assert lockstep_cpu(dict(base, LPSC_LMP_SLOT=str(len(allowed)))) == allowed[0]
+    assert lockstep_cpu(base) in allowed  # the CPU it runs on now
+    assert lockstep_cpu(dict(base, LPSC_LMP_PIN="0")) is None
+    assert lockstep_cpu({"OMP_NUM_THREADS": "2", "LPSC_LMP_SLOT": "1"}) is None
+
+
 # ------------------------------------------------------------------ interruption
 @needs("dp-7net")
 def test_sigterm_to_batched_worker_leaves_no_half_written_seed(tmp_path):

@@ -13,15 +13,17 @@ Design
   :func:`lpsc_lmp.runner.run_md`) is driven by its own Python thread. The LAMMPS C call releases
   the GIL; the ``fix external`` callback re-acquires it and posts the replica's positions and
   box (an :class:`ase.Atoms`, built exactly as :class:`lpsc_lmp.routes.PythonCallback` does) to
-  a :class:`_Barrier`. When every live replica has posted, the last one evaluates the whole
-  batch with :class:`BatchedEvaluator` and wakes the others, which copy their forces, energy and
-  virial into LAMMPS.
-- LAMMPS code itself is serialised by a token lock (a thread holds it while inside LAMMPS and
-  gives it up only while it waits at the barrier): the instances share one MPI library and the
+  a :class:`_LockStep`. When every live replica has posted, the last one evaluates the whole
+  batch with :class:`BatchedEvaluator` and runs on; the others copy their forces, energy and
+  virial into LAMMPS when their turn comes.
+- One replica runs at a time: a replica that has posted hands the turn to the next one (fixed
+  cyclic order) that has not, so exactly one thread wakes per hand-off. LAMMPS code is also
+  serialised by a token lock (held while inside LAMMPS, given up while waiting; after an
+  interrupt the replicas only take turns on it): the instances share one MPI library and the
   PyPI build is not initialised for concurrent MPI calls; the LAMMPS work per step of a small
   cell is microseconds, the model evaluation dominates.
 - A replica that fails (LAMMPS error, non-finite energy, runaway temperature, a failed batch
-  evaluation: its forces are set to NaN so its chunk check fails) leaves the barrier; the others
+  evaluation: its forces are set to NaN so its chunk check fails) leaves the lock step; the others
   go on. Every replica calls the callback the same number of times (one per step plus one per
   ``run`` set-up), so the lock step holds without step numbers.
 - Batch composition is fixed (replicas in job order), so a batch of seeds gives the same arrays
@@ -490,48 +492,107 @@ class _Stopped(Exception):
     """The batch was interrupted: replicas stop at their next chunk boundary."""
 
 
-class _Barrier:
-    """Collects one structure from every live replica, evaluates them together."""
+class _LockStep:
+    """Collects one structure from every live replica, evaluates them together, and decides
+    which replica runs: one at a time, handing the turn on in a fixed cyclic order.
+
+    A replica that has posted its structure hands the turn to the next live replica that has
+    not posted yet in this step (that one is waiting with its result of the step before, or to
+    start); the last one to post evaluates the batch on its own thread and runs on, so it posts
+    first in the next step. Exactly one thread wakes per hand-off: waking all K replicas after
+    each batch to contend for the LAMMPS token cost ~100 us per replica-step at K=16-64 on two
+    cores. Which thread runs when does not change any result (the batch is always evaluated in
+    replica order)."""
 
     def __init__(self, evaluator: BatchedEvaluator, n: int):
         self.ev = evaluator
-        self.cv = threading.Condition()
-        self.active = set(range(n))
+        self.mu = threading.Lock()  # guards the state below; held during the evaluation
+        self.turn = [threading.Lock() for _ in range(n)]  # released = "your turn"
+        for t in self.turn:
+            t.acquire()
+        self.order: list[int] = list(range(n))  # live replicas, cyclic hand-off order
         self.posted: dict[int, Any] = {}
         self.results: dict[int, Any] = {}
-        self.gen = 0
         self.sizes: list[int] = []
+        self.started = False
         self.stopped = False
 
+    def start(self) -> None:
+        """Give the first live replica its turn (the others wait in :meth:`wait_turn`)."""
+        with self.mu:
+            self.started = True
+            first = self.order[0] if self.order else None
+        if first is not None:
+            self._give(first)
+
+    def wait_turn(self, i: int) -> None:
+        self.turn[i].acquire()
+
     def submit(self, i: int, atoms: Any) -> Any:
-        with self.cv:
+        """Post replica ``i``'s structure (called on its thread, with the turn); returns its
+        ``(energy, forces, virial)``, the exception of a failed evaluation, or :class:`_Stopped`."""
+        with self.mu:
             if self.stopped:
                 return _Stopped("interrupted")
             self.posted[i] = atoms
-            gen = self.gen
-            if self.posted.keys() >= self.active:
+            if self.posted.keys() >= set(self.order):
                 self._evaluate()
-            else:
-                while self.gen == gen and not self.stopped:
-                    self.cv.wait()
-            if self.stopped and i not in self.results:
+                return self.results.pop(i)  # runs on: no hand-off
+            nxt = self._next_unposted(i)
+        self._give(nxt)
+        self.turn[i].acquire()
+        with self.mu:
+            if i not in self.results:  # released by stop()
                 self.posted.pop(i, None)
                 return _Stopped("interrupted")
             return self.results.pop(i)
 
     def stop(self) -> None:
-        """Release every waiting replica with a :class:`_Stopped` result (SIGTERM, Ctrl-C)."""
-        with self.cv:
+        """Release every waiting replica with a :class:`_Stopped` result (SIGTERM, Ctrl-C);
+        from then on they only take turns on the LAMMPS token."""
+        with self.mu:
             self.stopped = True
-            self.cv.notify_all()
+        for i in range(len(self.turn)):
+            self._give(i, quiet=True)
 
     def leave(self, i: int) -> None:
-        with self.cv:
-            self.active.discard(i)
-            if self.posted and self.posted.keys() >= self.active:
-                self._evaluate()
+        """Replica ``i`` is done (finished or failed; before the start: its set-up failed). If
+        it held the turn, the turn goes on; if the others had all posted, their batch is
+        evaluated first."""
+        with self.mu:
+            if i not in self.order:
+                return
+            k = self.order.index(i)
+            self.order.remove(i)
+            self.posted.pop(i, None)
+            if not self.started or self.stopped or not self.order:
+                return
+            if self.posted.keys() >= set(self.order):
+                self._evaluate()  # every live replica now has its result: the next one runs
+                nxt = self.order[k % len(self.order)]
+            else:
+                nxt = self._next_unposted(i, k)
+        self._give(nxt)
 
-    def _evaluate(self) -> None:  # holds self.cv
+    def _next_unposted(self, i: int, k: int | None = None) -> int:  # holds self.mu
+        """The first live replica after ``i`` (or after position ``k`` of a replica that just
+        left) in cyclic order that has not posted in this step."""
+        n = len(self.order)
+        k = self.order.index(i) + 1 if k is None else k
+        for step in range(n):
+            j = self.order[(k + step) % n]
+            if j not in self.posted:
+                return j
+        raise RuntimeError("lock step: no replica left to run")  # (a bug: all had posted)
+
+    def _give(self, j: int, quiet: bool = False) -> None:
+        try:
+            self.turn[j].release()
+        except RuntimeError:  # already released (only stop() may find that)
+            if not (quiet or self.stopped):
+                raise
+
+    def _evaluate(self) -> None:  # holds self.mu
         idx = sorted(self.posted)
         try:
             res = self.ev.evaluate([self.posted[i] for i in idx])
@@ -542,18 +603,16 @@ class _Barrier:
                 self.results[i] = exc
         self.sizes.append(len(idx))
         self.posted = {}
-        self.gen += 1
-        self.cv.notify_all()
 
 
 class _Replica:
     """One seed's LAMMPS instance and its ``fix external`` callback."""
 
-    def __init__(self, index: int, lmp: Any, type_map: list[str], barrier: _Barrier,
+    def __init__(self, index: int, lmp: Any, type_map: list[str], lockstep: _LockStep,
                  token: threading.Lock, fix_id: str = FIX_ID):
         from ase import Atoms
 
-        self.i, self.lmp, self.barrier, self.token, self.fix_id = index, lmp, barrier, token, \
+        self.i, self.lmp, self.lockstep, self.token, self.fix_id = index, lmp, lockstep, token, \
             fix_id
         n = lmp.get_natoms()
         types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1)).copy()
@@ -574,9 +633,9 @@ class _Replica:
         atoms = self.atoms
         atoms.cell.array[:] = cell
         atoms.arrays["positions"][idx] = np.asarray(x)[:nlocal] - origin
-        self.token.release()  # others may run LAMMPS while this replica waits
+        self.token.release()  # the next replica runs LAMMPS while this one waits
         try:
-            res = self.barrier.submit(self.i, atoms)
+            res = self.lockstep.submit(self.i, atoms)
         finally:
             self.token.acquire()
         self.calls += 1
@@ -594,6 +653,42 @@ class _Replica:
         f[:nlocal] = forces[idx]
         self.lmp.fix_external_set_energy_global(self.fix_id, energy)
         self.lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in virial])
+
+
+def current_cpu() -> int | None:
+    """The CPU the calling thread last ran on (Linux ``/proc/thread-self/stat``), or None."""
+    try:
+        stat = Path("/proc/thread-self/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[36])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def lockstep_cpu(environ: Any = None) -> int | None:
+    """The one CPU that all replica threads of this process run on, or None to leave placement
+    to the OS.
+
+    Only one replica thread runs at a time, so they lose nothing by sharing a CPU, and each
+    hand-off then stays on it: a hand-off that wakes a thread on another (idle) CPU cost
+    ~80 us per replica-step more on the 2-vCPU development machine (lock-step ceiling at K=16,
+    best of 4 interleaved: 180 us per replica-step unpinned, 96 us on one CPU). Pinned only
+    with one OpenMP/torch thread (the default for small cells; more threads need more CPUs),
+    more than one CPU allowed and more than one replica (:func:`run_md_batch`). The CPU is
+    worker slot ``LPSC_LMP_SLOT`` (set by the sweep) modulo the allowed CPUs, else the CPU the
+    process runs on now. ``LPSC_LMP_PIN=0`` turns it off."""
+    env = os.environ if environ is None else environ
+    if env.get("LPSC_LMP_PIN", "1") == "0" or env.get("OMP_NUM_THREADS", "1") != "1":
+        return None
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None
+    slot = env.get("LPSC_LMP_SLOT", "")
+    if slot.isdigit():
+        return allowed[int(slot) % len(allowed)]
+    cpu = current_cpu()
+    return cpu if cpu in allowed else None
 
 
 def _start_uninterrupted(threads: list[threading.Thread]) -> None:
@@ -633,8 +728,9 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
         raise BatchError("the decks of a batch must have the same production run length")
     if nsteps % pos_every:
         raise ValueError(f"run length {nsteps} steps is not a multiple of pos_every {pos_every}")
-    barrier = _Barrier(evaluator, n)
-    token = threading.Lock()
+    lockstep = _LockStep(evaluator, n)
+    cpu = lockstep_cpu() if n > 1 else None  # (one replica: no hand-offs)
+    token = threading.Lock()  # held by the thread inside LAMMPS (after stop(): all contend)
     out: list[Any] = [None] * n
     lmps: list[Any] = [None] * n
     reps: list[_Replica | None] = [None] * n
@@ -645,16 +741,19 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
             os.chdir(workdirs[i])
             lmps[i] = open_lammps(log=None)
             lmps[i].commands_string(setup)
-            reps[i] = _Replica(i, lmps[i], type_map, barrier, token)
+            reps[i] = _Replica(i, lmps[i], type_map, lockstep, token)
             lmps[i].set_fix_external_callback(FIX_ID, reps[i], lmps[i])
         except Exception as exc:  # noqa: BLE001
             out[i] = exc if isinstance(exc, SeedFailed) else lammps_failure(exc)
-            barrier.leave(i)
+            lockstep.leave(i)
         finally:
             os.chdir(cwd)
 
     def drive(i: int) -> None:
         lmp, rep = lmps[i], reps[i]
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})  # this thread only (Linux)
+        lockstep.wait_turn(i)
         token.acquire()
         try:
             def recorded_error() -> None:
@@ -669,7 +768,7 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
             out[i] = lammps_failure(exc)
         finally:
             token.release()
-            barrier.leave(i)
+            lockstep.leave(i)
             finished[i].set()
 
     # Each replica's end is an Event, not Thread.is_alive()/join(): on Python 3.11 a join()
@@ -684,6 +783,7 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
     t_start = time.perf_counter()
     try:
         _start_uninterrupted(threads)
+        lockstep.start()
         for ev in waits:
             while not ev.wait(0.2):  # wakes up for signals (KeyboardInterrupt in main thread)
                 pass
@@ -692,7 +792,7 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
         # callbacks return at once, without the model), so no thread is inside LAMMPS or torch
         # when the process exits (that aborts in C++: "terminate called without an active
         # exception")
-        barrier.stop()
+        lockstep.stop()
         for ev in waits:
             ev.wait(60.0)
         raise
@@ -701,12 +801,13 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
             for lmp in lmps:
                 if lmp is not None:
                     lmp.close()
-    sizes = barrier.sizes
+    sizes = lockstep.sizes
     summary = {"batch_mode": evaluator.mode, "evaluations": evaluator.calls,
                "mean_batch": round(float(np.mean(sizes)), 3) if sizes else 0.0,
                "model_seconds": round(evaluator.seconds, 3),
                # the production runs of all replicas (after their LAMMPS set-up, one by one)
-               "production_seconds": round(time.perf_counter() - t_start, 3)}
+               "production_seconds": round(time.perf_counter() - t_start, 3),
+               "cpu": cpu}
     return out, summary
 
 

@@ -369,6 +369,7 @@ def run_local(ensembles: list[Ensemble], tasks: list[SeedTask], slots: list[str]
                 log = jobs_dir / (job_file.stem + ".log")
                 env = _worker_env(e.s.threads, e.python)
                 env["CUDA_VISIBLE_DEVICES"] = slots[slot]
+                env["LPSC_LMP_SLOT"] = str(slot)  # the CPU of a batched worker's lock step
                 cmd = (worker_cmd or [e.python, "-m", "lpsc_lmp.worker"]) + [str(e.edir),
                                                                              str(job_file)]
                 with open(log, "w") as fh:
