@@ -250,7 +250,8 @@ def run_all(a: argparse.Namespace, rows: list[dict], save) -> list[dict]:
                 n = steps * 4 if ceiling else steps  # (cheap; longer = less noise)
                 r = _result(_child(py, ["batched", model, str(k), str(n), a.device,
                                         json.dumps({"edges": edges})], a.threads,
-                                   {"LPSC_LMP_PIN": "0"} if kind == "ceiling-unpinned" else {}))
+                                   {"LPSC_LMP_PIN": "0"} if kind == "ceiling-unpinned" else
+                                   {"LPSC_LMP_SLOT": "0"}))  # (one sweep worker)
                 agg = k * n / r["wall_s"]
                 label = (f"ceiling K={k} (no model)" if kind == "ceiling" else
                          f"ceiling K={k} (no model), threads unpinned"

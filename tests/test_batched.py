@@ -417,6 +417,7 @@ def test_lock_step_same_arrays_pinned_or_not(tmp_path, monkeypatch):
     monkeypatch.setenv("LPSC_LMP_PIN", "0")
     r1, s1, _ = _run_lj(tmp_path / "free", 3, None)
     monkeypatch.setenv("LPSC_LMP_PIN", "1")
+    monkeypatch.setenv("LPSC_LMP_SLOT", "1")
     r2, s2, _ = _run_lj(tmp_path / "pinned", 3, None)
     assert s1["cpu"] is None
     if len(os.sched_getaffinity(0)) > 1:
@@ -528,7 +529,7 @@ def test_lockstep_cpu_rules():
         return
     assert lockstep_cpu(dict(base, LPSC_LMP_SLOT="1")) == allowed[1]
     assert lockstep_cpu(dict(base, LPSC_LMP_SLOT=str(len(allowed)))) == allowed[0]
-    assert lockstep_cpu(base) in allowed  # the CPU it runs on now
+    assert lockstep_cpu(base) is None  # no slot: the OS places the threads
     assert lockstep_cpu(dict(base, LPSC_LMP_PIN="0")) is None
     assert lockstep_cpu({"OMP_NUM_THREADS": "2", "LPSC_LMP_SLOT": "1"}) is None
 

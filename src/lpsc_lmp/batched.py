@@ -655,15 +655,6 @@ class _Replica:
         self.lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in virial])
 
 
-def current_cpu() -> int | None:
-    """The CPU the calling thread last ran on (Linux ``/proc/thread-self/stat``), or None."""
-    try:
-        stat = Path("/proc/thread-self/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[36])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def lockstep_cpu(environ: Any = None) -> int | None:
     """The one CPU that all replica threads of this process run on, or None to leave placement
     to the OS.
@@ -673,9 +664,11 @@ def lockstep_cpu(environ: Any = None) -> int | None:
     ~80 us per replica-step more on the 2-vCPU development machine (lock-step ceiling at K=16,
     best of 4 interleaved: 180 us per replica-step unpinned, 96 us on one CPU). Pinned only
     with one OpenMP/torch thread (the default for small cells; more threads need more CPUs),
-    more than one CPU allowed and more than one replica (:func:`run_md_batch`). The CPU is
-    worker slot ``LPSC_LMP_SLOT`` (set by the sweep) modulo the allowed CPUs, else the CPU the
-    process runs on now. ``LPSC_LMP_PIN=0`` turns it off."""
+    more than one CPU allowed, more than one replica (:func:`run_md_batch`) and a worker slot
+    given: the CPU is slot ``LPSC_LMP_SLOT`` modulo the allowed CPUs. The local sweep gives each
+    of its workers its slot, so they never share a CPU; without a slot (cluster jobs, direct
+    calls) placement stays with the OS, since processes that each picked a CPU could pick the
+    same one. ``LPSC_LMP_PIN=0`` turns it off."""
     env = os.environ if environ is None else environ
     if env.get("LPSC_LMP_PIN", "1") == "0" or env.get("OMP_NUM_THREADS", "1") != "1":
         return None
@@ -685,10 +678,7 @@ def lockstep_cpu(environ: Any = None) -> int | None:
     if len(allowed) < 2:
         return None
     slot = env.get("LPSC_LMP_SLOT", "")
-    if slot.isdigit():
-        return allowed[int(slot) % len(allowed)]
-    cpu = current_cpu()
-    return cpu if cpu in allowed else None
+    return allowed[int(slot) % len(allowed)] if slot.isdigit() else None
 
 
 def _start_uninterrupted(threads: list[threading.Thread]) -> None:
