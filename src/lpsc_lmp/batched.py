@@ -95,7 +95,9 @@ from .deck import split_production_run
 from .routes import (
     CALLBACK_ROUTES,
     FIX_ID,
+    AtomOrder,
     BoxReader,
+    ExternalSetter,
     default_device,
     device_model_file,
     device_type,
@@ -619,6 +621,8 @@ class _Replica:
         if types.max() > len(type_map):
             raise SeedFailed(f"LAMMPS has atom type {types.max()} but the type map is {type_map}")
         self.box = BoxReader(lmp)
+        self.set_global = ExternalSetter(lmp, fix_id)
+        self.order = AtomOrder(n)
         self.atoms = Atoms(symbols=[type_map[t - 1] for t in types],
                            positions=np.zeros((n, 3)), cell=self.box()[0], pbc=True)
         self.error: str | None = None
@@ -626,13 +630,12 @@ class _Replica:
 
     def __call__(self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray,
                  x: np.ndarray, f: np.ndarray) -> None:
-        idx = np.asarray(tag).reshape(-1).astype(np.int64) - 1
         cell, origin = self.box()
         # the replica's own Atoms, updated in place (no copy per step): the batch evaluation
         # that reads it ends before this replica's next step can change it
         atoms = self.atoms
         atoms.cell.array[:] = cell
-        atoms.arrays["positions"][idx] = np.asarray(x)[:nlocal] - origin
+        self.order.positions(tag, x, nlocal, origin, atoms.arrays["positions"])
         self.token.release()  # the next replica runs LAMMPS while this one waits
         try:
             res = self.lockstep.submit(self.i, atoms)
@@ -642,17 +645,16 @@ class _Replica:
         if isinstance(res, _Stopped):  # interrupted: coast to the chunk end without the model
             self.error = "interrupted"  # (zero forces: NaN positions could crash LAMMPS)
             f[:nlocal] = 0.0
-            self.lmp.fix_external_set_energy_global(self.fix_id, 0.0)
+            self.set_global.energy(0.0)
             return
         if isinstance(res, Exception):
             self.error = f"batched model evaluation failed: {res.__class__.__name__}: {res}"
             f[:nlocal] = np.nan
-            self.lmp.fix_external_set_energy_global(self.fix_id, float("nan"))
+            self.set_global.energy(float("nan"))
             return
         energy, forces, virial = res
-        f[:nlocal] = forces[idx]
-        self.lmp.fix_external_set_energy_global(self.fix_id, energy)
-        self.lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in virial])
+        self.order.forces(forces, f, nlocal)
+        self.set_global(energy, virial)
 
 
 def lockstep_cpu(environ: Any = None) -> int | None:
