@@ -242,3 +242,21 @@ def test_progress_line_tty_and_plain():
 def test_settings_defaults_state_the_policy():
     s = EnsembleSettings(model="x", temperature_K=700)
     assert s.max_retries == 1 and s.gpus == "auto" and s.workers_per_gpu == 1
+
+
+def test_slots_filled_together_get_equal_batches():
+    """300 seeds, 4 worker slots, --batch 64: four batches of 64 (the shares come from the
+    queue as the round began); later, one free slot takes a fair share of what is left; and
+    batches never mix ensembles."""
+    from collections import deque
+
+    from lpsc_lmp.sweep import SeedTask, _take_batch
+
+    queue = deque(SeedTask(0, s, 1) for s in range(1, 301))
+    queued = len(queue)
+    sizes = [len(_take_batch(queue, 4, 64, queued)) for _ in range(4)]
+    assert sizes == [64, 64, 64, 64] and len(queue) == 44
+    assert len(_take_batch(queue, 4, 64)) == 11  # one slot free later: 44 / 4
+    q2 = deque([SeedTask(0, 1, 1), SeedTask(0, 2, 1), SeedTask(1, 1, 1)])
+    assert [t.ens for t in _take_batch(q2, 1, 4)] == [0, 0]
+    assert len(_take_batch(deque(SeedTask(0, s, 1) for s in range(3)), 2, 4)) == 2

@@ -267,8 +267,15 @@ class _Batch:
     live: bool = True  # progress counts tasks[pos] as running
 
 
-def _take_batch(queue: deque[SeedTask], nslots: int, max_batch: int) -> list[SeedTask]:
-    size = max(1, min(max_batch, math.ceil(len(queue) / nslots)))
+def _take_batch(queue: deque[SeedTask], nslots: int, max_batch: int,
+                queued: int | None = None) -> list[SeedTask]:
+    """The next batch for a free worker slot: at most ``max_batch`` seeds of one ensemble and
+    at most a fair share, ``queued / nslots``, so the end stays balanced. ``queued`` is the
+    queue length when this round of free slots began to be filled (default: now): slots
+    filled together get equal shares (300 seeds, 4 slots, --batch 64: 64, 64, 64, 64, not
+    64, 59, 45, 33 as the queue shrinks under them)."""
+    queued = len(queue) if queued is None else queued
+    size = max(1, min(max_batch, math.ceil(queued / nslots)))
     first = queue.popleft()
     out = [first]
     while queue and len(out) < size and queue[0].ens == first.ens:
@@ -354,9 +361,10 @@ def run_local(ensembles: list[Ensemble], tasks: list[SeedTask], slots: list[str]
 
     try:
         while queue or running:
+            queued = len(queue)  # shares of the slots filled in this round
             while free and queue:
                 slot = free.pop(0)
-                batch = _take_batch(queue, len(slots), max_batch)
+                batch = _take_batch(queue, len(slots), max_batch, queued)
                 e = ensembles[batch[0].ens]
                 jobs_dir = e.edir / "jobs"
                 jobs_dir.mkdir(exist_ok=True)
