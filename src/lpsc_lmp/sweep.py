@@ -10,7 +10,9 @@ process (the same job file the cluster engine, :mod:`lpsc_lmp.dispatch`, submits
 GPUs: ``gpus`` is ``auto`` (``nvidia-smi -L``, restricted to ``CUDA_VISIBLE_DEVICES`` if set),
 ``none`` or a list such as ``0,1``. Worker slot k gets ``CUDA_VISIBLE_DEVICES`` = GPU k mod n
 (round robin, at most ``workers_per_gpu`` per GPU); with no GPU the workers get an empty
-``CUDA_VISIBLE_DEVICES`` and run on CPU, which is said once.
+``CUDA_VISIBLE_DEVICES`` and run on CPU, which is said once. Every worker also gets its slot
+number, ``LPSC_LMP_SLOT``: a batched worker runs its replica threads on CPU k of those allowed
+(:func:`lpsc_lmp.batched.lockstep_cpu`).
 
 Retry policy (README "Ensembles, resuming, failures"):
 
