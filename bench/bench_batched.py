@@ -222,8 +222,6 @@ def run_all(a: argparse.Namespace, rows: list[dict], save) -> list[dict]:
                      "agg_steps_per_s": round(seq, 2), "vs_sequential": 1.0})
         save(rows)
         if a.device == "cpu":  # the native pair style, where this LAMMPS has it
-            from lpsc_lmp.registry import load_card
-
             if load_card(model).route != "python-callback":
                 r = _result(_child(py, ["native", model, "1", str(steps), a.device, "{}"],
                                    a.threads))

@@ -95,9 +95,8 @@ from .deck import split_production_run
 from .routes import (
     CALLBACK_ROUTES,
     FIX_ID,
-    AtomOrder,
-    BoxReader,
-    ExternalSetter,
+    CallbackFrame,
+    RouteError,
     default_device,
     device_model_file,
     device_type,
@@ -537,7 +536,7 @@ class _LockStep:
             if self.stopped:
                 return _Stopped("interrupted")
             self.posted[i] = atoms
-            if self.posted.keys() >= set(self.order):
+            if len(self.posted) == len(self.order):  # (posted: live replicas only)
                 self._evaluate()
                 return self.results.pop(i)  # runs on: no hand-off
             nxt = self._next_unposted(i)
@@ -569,7 +568,7 @@ class _LockStep:
             self.posted.pop(i, None)
             if not self.started or self.stopped or not self.order:
                 return
-            if self.posted.keys() >= set(self.order):
+            if len(self.posted) == len(self.order):
                 self._evaluate()  # every live replica now has its result: the next one runs
                 nxt = self.order[k % len(self.order)]
             else:
@@ -607,26 +606,14 @@ class _LockStep:
         self.posted = {}
 
 
-class _Replica:
+class _Replica(CallbackFrame):
     """One seed's LAMMPS instance and its ``fix external`` callback."""
 
     def __init__(self, index: int, lmp: Any, type_map: list[str], lockstep: _LockStep,
                  token: threading.Lock, fix_id: str = FIX_ID):
-        from ase import Atoms
-
-        self.i, self.lmp, self.lockstep, self.token, self.fix_id = index, lmp, lockstep, token, \
-            fix_id
-        n = lmp.get_natoms()
-        types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1)).copy()
-        if types.max() > len(type_map):
-            raise SeedFailed(f"LAMMPS has atom type {types.max()} but the type map is {type_map}")
-        self.box = BoxReader(lmp)
-        self.set_global = ExternalSetter(lmp, fix_id)
-        self.order = AtomOrder(n)
-        self.atoms = Atoms(symbols=[type_map[t - 1] for t in types],
-                           positions=np.zeros((n, 3)), cell=self.box()[0], pbc=True)
+        super().__init__(lmp, type_map, fix_id)
+        self.i, self.lockstep, self.token = index, lockstep, token
         self.error: str | None = None
-        self.calls = 0
 
     def __call__(self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray,
                  x: np.ndarray, f: np.ndarray) -> None:
@@ -735,6 +722,9 @@ def run_md_batch(decks: list[str], workdirs: list[Path], evaluator: BatchedEvalu
             lmps[i].commands_string(setup)
             reps[i] = _Replica(i, lmps[i], type_map, lockstep, token)
             lmps[i].set_fix_external_callback(FIX_ID, reps[i], lmps[i])
+        except RouteError as exc:  # (a type map that does not fit the data file)
+            out[i] = SeedFailed(str(exc))
+            lockstep.leave(i)
         except Exception as exc:  # noqa: BLE001
             out[i] = exc if isinstance(exc, SeedFailed) else lammps_failure(exc)
             lockstep.leave(i)

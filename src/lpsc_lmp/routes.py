@@ -302,7 +302,28 @@ class ExternalSetter:
         self._virial_c(self.lmp.lmp, self._id, self._virial)
 
 
-class PythonCallback:
+class CallbackFrame:
+    """What a ``fix external`` callback of one serial LAMMPS instance reads and writes at every
+    step: the box (:class:`BoxReader`), the atom order (:class:`AtomOrder`), the global energy
+    and virial (:class:`ExternalSetter`), and ``atoms``, an :class:`ase.Atoms` of the system in
+    atom-ID order with the elements of ``type_map``."""
+
+    def __init__(self, lmp: Any, type_map: list[str], fix_id: str = FIX_ID):
+        from ase import Atoms
+
+        n = lmp.get_natoms()
+        types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1)).copy()  # by atom ID
+        if types.max() > len(type_map):
+            raise RouteError(f"LAMMPS has atom type {types.max()} but the type map is {type_map}")
+        self.box = BoxReader(lmp)
+        self.set_global = ExternalSetter(lmp, fix_id)
+        self.order = AtomOrder(n)
+        self.atoms = Atoms(symbols=[type_map[t - 1] for t in types], positions=np.zeros((n, 3)),
+                           cell=self.box()[0], pbc=True)
+        self.calls = 0
+
+
+class PythonCallback(CallbackFrame):
     """The ``fix external`` callback: ASE calculator -> LAMMPS energy, forces, virial.
 
     ``calls`` counts evaluations; ``last`` holds the latest energy (eV) and virial (eV, LAMMPS
@@ -310,23 +331,12 @@ class PythonCallback:
     """
 
     def __init__(self, lmp: Any, calc: Any, type_map: list[str], fix_id: str = FIX_ID):
-        from ase import Atoms
-
         if lmp.extract_setting("world_size") != 1:
             raise RouteError("the python-callback route runs serially only; start one process "
                              "per seed without mpirun")
-        self.lmp, self.calc, self.fix_id = lmp, calc, fix_id
-        n = lmp.get_natoms()
-        types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1)).copy()  # by atom ID
-        if types.max() > len(type_map):
-            raise RouteError(f"LAMMPS has atom type {types.max()} but the type map is {type_map}")
-        symbols = [type_map[t - 1] for t in types]
-        self.box = BoxReader(lmp)
-        self.set_global = ExternalSetter(lmp, fix_id)
-        self.order, self._pos = AtomOrder(n), np.zeros((n, 3))
-        self.atoms = Atoms(symbols=symbols, positions=np.zeros((n, 3)), cell=self.box()[0],
-                           pbc=True)
-        self.calls = 0
+        super().__init__(lmp, type_map, fix_id)
+        self.calc = calc
+        self._pos = np.zeros((len(self.atoms), 3))
         self.last: dict[str, Any] = {}
 
     def __call__(self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray,
