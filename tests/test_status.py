@@ -13,7 +13,8 @@ from lpsc_lmp.status import ensemble_status, find_ensemble_dirs, format_table, s
 
 
 def make_ensemble(root: Path, model: str, T: float, done: int, failed: int, partial: int,
-                  corrupt: int = 0, time_ps: float = 70.0, wall_s: float = 1000.0) -> Path:
+                  corrupt: int = 0, time_ps: float = 70.0, wall_s: float = 1000.0,
+                  batch_size: int | None = None) -> Path:
     edir = root / model / f"T{T:g}K"
     (edir / "seeds").mkdir(parents=True)
     (edir / "ensemble.json").write_text(json.dumps({"format": 1, "model": model,
@@ -34,6 +35,8 @@ def make_ensemble(root: Path, model: str, T: float, done: int, failed: int, part
                 (sdir / "result.npz").write_bytes(b"x" * 50)
                 m = {"status": "done", "wall_s": wall_s, "time_ps": time_ps,
                      "result_sha256": sha256_file(sdir / "result.npz")}
+                if batch_size:
+                    m["batch_size"] = batch_size
                 if kind == "corrupt":
                     (sdir / "result.npz").write_bytes(b"x" * 10)
             (sdir / "manifest.json").write_text(json.dumps(m))
@@ -48,6 +51,13 @@ def test_counts_ns_and_rate(tmp_path):
     assert st.target == 10 and abs(st.ns - 0.28) < 1e-12
     assert abs(st.ns_per_day - 70.0 / 1000.0 * 86400 / 1000) < 1e-9   # 6.048 ns/day
     assert not st.locked
+
+
+def test_rate_of_a_batched_ensemble(tmp_path):
+    """Seeds of a lock-step batch of 4 share its 1000 s: the worker ran 4 x 70 ps in 1000 s."""
+    edir = make_ensemble(tmp_path, "m1", 700, done=4, failed=0, partial=0, batch_size=4)
+    st = ensemble_status(edir)
+    assert abs(st.ns_per_day - 4 * 70.0 / 1000.0 * 86400 / 1000) < 1e-9   # 24.192 ns/day
 
 
 def test_running_while_locked_and_table(tmp_path):

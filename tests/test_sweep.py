@@ -239,6 +239,20 @@ def test_progress_line_tty_and_plain():
     assert tty.getvalue().endswith("\n")
 
 
+def test_progress_counts_a_lock_step_batch_once():
+    """The K seeds of one batch all record the batch's wall time: each counts 1/K of it, so
+    ns/day is the rate the worker really ran at (K x one seed's), not K times too low."""
+    buf = io.StringIO()
+    p = Progress(8, 2, stream=buf, tty=False, clock=iter(range(0, 1000, 10)).__next__)
+    p.started(8)
+    for k in range(4):
+        p.finished("done", wall_s=100.0, time_ps=70.0, label=f"m/T700K seed {k + 1}", share=4)
+    line = buf.getvalue().splitlines()[-1]
+    # 4 x 70 ps in 100 s on one worker, 2 workers: 483.84 ns/day; ETA 4 left x 25 s / 2
+    assert line.startswith("m/T700K seed 4 done in 100.0 s (batch of 4) | 4/8 seeds")
+    assert "483.84 ns/day" in line and "ETA 50s" in line
+
+
 def test_settings_defaults_state_the_policy():
     s = EnsembleSettings(model="x", temperature_K=700)
     assert s.max_retries == 1 and s.gpus == "auto" and s.workers_per_gpu == 1

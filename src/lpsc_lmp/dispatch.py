@@ -175,7 +175,8 @@ def run_dispatcher(ensembles: list[Ensemble], tasks: list[SeedTask], machine_fil
                     progress.finished(st, m.get("wall_s"), e.s.time_ps,
                                       f"{e.label} seed {t.seed}"
                                       + ("" if st == "done" else f": {m.get('reason', '?')}"),
-                                      was_running=False)
+                                      was_running=False,
+                                      share=int(m.get("batch_size") or 1))
             if not alive:
                 break
             time.sleep(poll_s)

@@ -4,9 +4,10 @@ On a terminal one line is redrawn in place (at most twice a second); when stdout
 (logs, CI, ``nohup``) every event is a plain line of its own, so logs stay readable.
 
 Rates come from the seeds' manifests: each finished seed contributes its simulated time
-(``time_ps``) and its ``wall_s``. ns/day is the per-worker rate (sum of ps / sum of wall s) times
-the number of workers; the ETA is the seeds left times the mean wall time per seed divided by the
-workers.
+(``time_ps``) and its ``wall_s``; the seeds of a lock-step batch (``--batch K``) all record the
+batch's wall time, so each counts 1/K of it (``batch_size`` in the manifest). ns/day is the
+per-worker rate (sum of ps / sum of those worker seconds) times the number of workers; the ETA
+is the seeds left times the mean worker seconds per seed divided by the workers.
 """
 
 from __future__ import annotations
@@ -57,20 +58,22 @@ class Progress:
         self.refresh()
 
     def finished(self, status: str, wall_s: float | None = None, time_ps: float | None = None,
-                 label: str = "", was_running: bool = True) -> None:
-        """A seed ended: ``status`` is ``done`` or ``failed``."""
+                 label: str = "", was_running: bool = True, share: int = 1) -> None:
+        """A seed ended: ``status`` is ``done`` or ``failed``; ``wall_s`` its wall time (s), shared
+        by ``share`` seeds that ran together in one lock-step batch."""
         if was_running:
             self.running = max(0, self.running - 1)
         if status == "done":
             self.done += 1
             if wall_s and time_ps:
                 self.sim_ps += time_ps
-                self.wall_s += wall_s
+                self.wall_s += wall_s / max(1, share)
                 self.n_timed += 1
         else:
             self.failed += 1
         if not self.tty:
-            what = f"{label} {status}" + (f" in {wall_s:.1f} s" if wall_s else "")
+            what = f"{label} {status}" + (f" in {wall_s:.1f} s" if wall_s else "") + (
+                f" (batch of {share})" if share > 1 else "")
             self._write_line(f"{what.strip()} | {self.line()}")
         elif status != "done":
             self.message(f"{label} {status}".strip())

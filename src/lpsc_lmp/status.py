@@ -2,7 +2,8 @@
 
 Columns: model, temperature, tag, seeds done/failed/running/todo of the number last asked for
 (recorded in ``.lock``), ns simulated by the finished seeds, and ns/day per worker (simulated time
-over the summed ``wall_s`` of the manifests). A seed directory without manifest counts as
+over the summed ``wall_s`` of the manifests, each seed of a lock-step batch counting 1/K of the
+batch's wall time). A seed directory without manifest counts as
 running while a live process holds the ensemble's lock, else as todo (interrupted).
 """
 
@@ -69,7 +70,8 @@ def ensemble_status(edir: Path) -> EnsembleStatus:
             except (OSError, json.JSONDecodeError):
                 continue
             sim_ps += float(m.get("time_ps", info.get("time_ps", 0.0)))
-            wall += float(m.get("wall_s") or 0.0)
+            # the seeds of a lock-step batch share its wall time
+            wall += float(m.get("wall_s") or 0.0) / max(1, int(m.get("batch_size") or 1))
     target = max(int(read_lock(edir).get("seeds") or 0), top)
     known = counts["done"] + counts["failed"] + counts["running"]
     todo = max(0, target - known)

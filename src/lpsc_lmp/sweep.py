@@ -321,7 +321,8 @@ def run_local(ensembles: list[Ensemble], tasks: list[SeedTask], slots: list[str]
                 progress.finished(st, m.get("wall_s"), e.s.time_ps,
                                   f"{e.label} seed {t.seed}"
                                   + ("" if st == "done" else f": {m.get('reason', '?')}"),
-                                  was_running=b.live)
+                                  was_running=b.live,
+                                  share=int(m.get("batch_size") or 1))
                 b.live = False
                 b.pos += 1
                 if b.pos < len(b.tasks) and not final:
