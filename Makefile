@@ -2,9 +2,6 @@
 PY ?= python3
 VENV := .venv
 DP := $(VENV)/dp/bin
-LABEL := $(VENV)/label/bin
-MACE := $(VENV)/mace/bin
-NEQUIP := $(VENV)/nequip/bin
 export OMP_NUM_THREADS ?= 1
 # no pip cache: the environments are the only copy (the DeePMD env's CUDA wheels alone would
 # add ~3.5 GB of cache on a fresh machine)

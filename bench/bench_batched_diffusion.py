@@ -49,22 +49,22 @@ from lpsc_lmp.runread import read_ensemble  # noqa: E402
 THRESHOLDS_A = (0.01, 0.1, 1.0)
 
 
-def run_mode(a: argparse.Namespace, runs: Path, batch: int) -> tuple[Path, float]:
-    """One ensemble of ``a.seeds`` seeds (batched when ``batch`` > 0); its directory and wall s."""
+def run_mode(a: argparse.Namespace, runs: Path, batch: int
+             ) -> tuple[EnsembleSettings, Path, float]:
+    """One ensemble of ``a.seeds`` seeds (batched when ``batch`` > 0): its settings, directory
+    and wall time (s)."""
     s = EnsembleSettings(model=a.model, temperature_K=a.T, seeds=a.seeds, time_ps=a.time,
                          workers=a.workers, runs=str(runs), tag="batched" if batch else "ordinary",
                          gpus=a.gpus, batch=batch, route="python-callback",
                          workers_per_gpu=a.workers)
     t0 = time.perf_counter()
     edir = run_ensemble(s, echo=lambda *x, **k: None)
-    return edir, time.perf_counter() - t0
+    return s, edir, time.perf_counter() - t0
 
 
-def separation(ens_b, ens_o) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over paired seeds of the RMS Li position difference (A) at each stored frame."""
-    common = np.intersect1d(ens_b.seeds, ens_o.seeds)
-    ib = [int(np.where(ens_b.seeds == k)[0][0]) for k in common]
-    io = [int(np.where(ens_o.seeds == k)[0][0]) for k in common]
+def separation(ens_b, ens_o, ib: np.ndarray, io: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over paired seeds (rows ``ib`` of the batched, ``io`` of the ordinary ensemble) of
+    the RMS Li position difference (A) at each stored frame."""
     d = ens_b.li_unwrapped[ib].astype(np.float64) - ens_o.li_unwrapped[io].astype(np.float64)
     rms = np.sqrt((d ** 2).sum(axis=-1).mean(axis=-1))  # (seeds, frames)
     return ens_b.t_pos, rms.mean(axis=0)
@@ -99,14 +99,13 @@ def main() -> int:
     try:
         rows, ens = [], {}
         for mode, k in (("ordinary", 0), ("batched", batch)):
-            edir, wall = run_mode(a, runs, k)
+            s, edir, wall = run_mode(a, runs, k)
             e = read_ensemble(edir)
-            res = fit_ensemble(e.t_msd, e.msd_total, EnsembleSettings(
-                model=a.model, temperature_K=a.T, time_ps=a.time).window())
+            res = fit_ensemble(e.t_msd, e.msd_total, s.window())
             ens[mode] = (e, res)
             rows.append({"mode": mode if not k else f"batched K={k}", "seeds": e.n_done,
                          "failed": len(e.status.failed), "wall_s": round(wall, 1),
-                         "agg_steps_per_s": round(e.n_done * round(a.time * 1000) / wall, 1),
+                         "agg_steps_per_s": round(e.n_done * s.nsteps / wall, 1),
                          "D_cm2s": res.D_cm2s, "stderr_cm2s": res.stderr_cm2s,
                          "ci95_cm2s": list(res.ci95_cm2s), "window_ps": list(res.window_ps),
                          "alpha_window": res.alpha_window, "warnings": list(res.warnings)})
@@ -118,7 +117,7 @@ def main() -> int:
         paired = {"seeds": int(common.size), "mean_cm2s": float(diff.mean()),
                   "stderr_cm2s": float(diff.std(ddof=1) / np.sqrt(diff.size))
                   if diff.size > 1 else float("nan")}
-        t_pos, sep = separation(eb, eo)
+        t_pos, sep = separation(eb, eo, ib, io)
         sep_times = {f"{x:g}": first_time_over(t_pos, sep, x) for x in THRESHOLDS_A}
         info = {"model": a.model, "T_K": a.T, "time_ps": a.time, "workers": a.workers,
                 "batch": batch, "route": "python-callback", "gpus": a.gpus,

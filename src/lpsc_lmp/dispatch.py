@@ -41,6 +41,7 @@ import yaml
 from .ensemble import EnsembleError
 from .paths import thread_env
 from .progress import Progress
+from .runread import batch_share
 from .sweep import Ensemble, SeedTask, _manifest, attempt_state, job_entries, record_failed
 
 DISPATCH_DIR = ".dispatch"
@@ -175,8 +176,7 @@ def run_dispatcher(ensembles: list[Ensemble], tasks: list[SeedTask], machine_fil
                     progress.finished(st, m.get("wall_s"), e.s.time_ps,
                                       f"{e.label} seed {t.seed}"
                                       + ("" if st == "done" else f": {m.get('reason', '?')}"),
-                                      was_running=False,
-                                      share=int(m.get("batch_size") or 1))
+                                      was_running=False, share=batch_share(m))
             if not alive:
                 break
             time.sleep(poll_s)

@@ -67,7 +67,7 @@ class Progress:
             self.done += 1
             if wall_s and time_ps:
                 self.sim_ps += time_ps
-                self.wall_s += wall_s / max(1, share)
+                self.wall_s += wall_s / share
                 self.n_timed += 1
         else:
             self.failed += 1

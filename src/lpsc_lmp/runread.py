@@ -64,6 +64,12 @@ class SeedStatus:
         )
 
 
+def batch_share(manifest: dict) -> int:
+    """Seeds that share a seed manifest's ``wall_s``: its lock-step batch (``batch_size``, each
+    seed of a batch records the whole batch's wall time), else 1."""
+    return max(1, int(manifest.get("batch_size") or 1))
+
+
 def _seed_number(seed_dir: Path) -> int | None:
     m = _SEED_RE.match(seed_dir.name)
     return int(m.group(1)) if m else None

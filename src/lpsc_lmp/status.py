@@ -18,7 +18,7 @@ import click
 from .ensemble import seed_status
 from .lock import is_locked, read_lock
 from .paths import runs_dir
-from .runread import parse_ensemble_dirname
+from .runread import batch_share, parse_ensemble_dirname
 
 
 @dataclass
@@ -70,8 +70,7 @@ def ensemble_status(edir: Path) -> EnsembleStatus:
             except (OSError, json.JSONDecodeError):
                 continue
             sim_ps += float(m.get("time_ps", info.get("time_ps", 0.0)))
-            # the seeds of a lock-step batch share its wall time
-            wall += float(m.get("wall_s") or 0.0) / max(1, int(m.get("batch_size") or 1))
+            wall += float(m.get("wall_s") or 0.0) / batch_share(m)
     target = max(int(read_lock(edir).get("seeds") or 0), top)
     known = counts["done"] + counts["failed"] + counts["running"]
     todo = max(0, target - known)

@@ -60,6 +60,7 @@ from .lock import DirLock, LockError
 from .progress import Progress
 from .registry import ModelCard
 from .runner import write_json_atomic
+from .runread import batch_share
 
 #: Seeds per worker process at most: amortises the process start (Python, torch, LAMMPS import)
 #: while keeping the end of a run balanced (batches shrink as the queue empties).
@@ -321,8 +322,7 @@ def run_local(ensembles: list[Ensemble], tasks: list[SeedTask], slots: list[str]
                 progress.finished(st, m.get("wall_s"), e.s.time_ps,
                                   f"{e.label} seed {t.seed}"
                                   + ("" if st == "done" else f": {m.get('reason', '?')}"),
-                                  was_running=b.live,
-                                  share=int(m.get("batch_size") or 1))
+                                  was_running=b.live, share=batch_share(m))
                 b.live = False
                 b.pos += 1
                 if b.pos < len(b.tasks) and not final:
