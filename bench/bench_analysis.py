@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lpsc_lmp import msd
-from lpsc_lmp.convergence import convergence_analysis
-from lpsc_lmp.diffusion import A2PS_TO_CM2S, fit_ensemble
+from lpsc_lmp.analysis import msd
+from lpsc_lmp.analysis.convergence import convergence_analysis
+from lpsc_lmp.analysis.diffusion import A2PS_TO_CM2S, fit_ensemble
 
 D_TRUE = 0.05  # A^2/ps = 5e-6 cm^2/s
 N_LI, N_FW = 24, 28

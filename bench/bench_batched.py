@@ -1,9 +1,9 @@
-"""Aggregate MD throughput of the batched mode (lpsc_lmp.batched) against one process per seed.
+"""Aggregate MD throughput of the batched mode (lpsc_lmp.md.lockstep) against one process per seed.
 
 For each model (MACE, NequIP and DeePMD through the python-callback route, the 52-atom cell,
 NVT Nose-Hoover at 1000 K, 1 fs) and each batch size K, one process runs K replicas in lock step
 (one batched model call per step) and reports trajectory-steps/s = K x steps / wall. Baselines:
-(a) ``sequential``: the ordinary runner (lpsc_lmp.runner.run_md), one seed in one process, one
+(a) ``sequential``: the ordinary runner (lpsc_lmp.md.runner.run_md), one seed in one process, one
 at a time: aggregate = its steps/s; on the python-callback route (the reference of the ratios)
 and, on a CPU where this LAMMPS has the model's native pair style (plugins of
 scripts/lammps_plugins; pair_style deepmd), on that route too; (b) ``procs P``: P ordinary
@@ -27,7 +27,7 @@ Usage:
         [--models mace-7net,nequip-7net] [--steps-mace 20] [--steps-nequip 50] [--threads 1]
         [--edges auto|vesin|torch] [--ceiling] [--batched-procs 2,4]
 On a GPU: --device cuda --sizes 1,2,4,8,16,32,64,128,300 --procs 2,4,8 (the NequIP files for
-the GPU are compiled first, once: lpsc_lmp.deploy.derive_for_device; the whole GPU run is
+the GPU are compiled first, once: lpsc_lmp.models.derive.derive_for_device; the whole GPU run is
 scripts/device/gpu_bench.sh). Writes bench/results/batched.{json,md} (``--tag`` adds a suffix).
 """
 
@@ -51,8 +51,9 @@ sys.path.insert(0, str(ROOT / "src"))
 # ------------------------------------------------------------------ cases (model env)
 def _decks(model: str, k: int, steps: int, workdir: Path, route: str | None = "python-callback"
            ) -> tuple[list[str], dict]:
-    from lpsc_lmp.ensemble import EnsembleSettings, render_for_seed
-    from lpsc_lmp.registry import load_card
+    from lpsc_lmp.models.registry import load_card
+    from lpsc_lmp.runs.ensemble import render_for_seed
+    from lpsc_lmp.runs.settings import EnsembleSettings
     from lpsc_lmp.structure import build_lpsc, write_lammps_data
 
     card = load_card(model, route=route)  # None: the card's first route this LAMMPS runs
@@ -70,8 +71,8 @@ def _decks(model: str, k: int, steps: int, workdir: Path, route: str | None = "p
 
 
 class NoModel:
-    """The evaluator interface of lpsc_lmp.batched.BatchedEvaluator at zero cost: zero energy,
-    forces and virial (the replicas move as an ideal gas under the thermostat)."""
+    """The evaluator interface of lpsc_lmp.models.batch_eval.BatchedEvaluator at zero cost:
+    zero energy, forces and virial (the replicas move as an ideal gas under the thermostat)."""
 
     mode, device, graph = "no model (ceiling)", "cpu", "-"
 
@@ -99,7 +100,8 @@ def case_batched(model: str, k: int, steps: int, device: str, edges: str = "auto
                  sync: str | None = None) -> dict:
     from ase.io import read
 
-    from lpsc_lmp.batched import BatchedEvaluator, run_md_batch
+    from lpsc_lmp.md.lockstep import run_md_batch
+    from lpsc_lmp.models.batch_eval import BatchedEvaluator
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -135,7 +137,7 @@ def case_native(model: str, steps: int) -> dict:
     """The ordinary runner on the card's native route (pair style inside LAMMPS): the time of
     ``steps`` steps as the difference of runs of 2 x steps and steps (drops set-up and model
     loading, which happen in pair_coeff)."""
-    from lpsc_lmp import runner
+    from lpsc_lmp.md import runner
 
     walls = {}
     for n in (steps, 2 * steps):
@@ -153,7 +155,8 @@ def case_native(model: str, steps: int) -> dict:
 def case_ordinary(model: str, steps: int, device: str, sync: str | None) -> dict:
     from ase.io import read
 
-    from lpsc_lmp import routes, runner
+    from lpsc_lmp.md import callback as routes
+    from lpsc_lmp.md import runner
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -181,16 +184,15 @@ def case_ordinary(model: str, steps: int, device: str, sync: str | None) -> dict
 
 # ------------------------------------------------------------------ driver
 def _env_python(model: str) -> str:
+    from lpsc_lmp.models.registry import load_card
     from lpsc_lmp.paths import env_python
-    from lpsc_lmp.registry import load_card
 
     return str(env_python(load_card(model).env))
 
 
 def _child(py: str, args: list[str], threads: int, extra_env: dict[str, str] | None = None
            ) -> subprocess.Popen:
-    from lpsc_lmp.paths import thread_env
-    from lpsc_lmp.routes import env_for_subprocess
+    from lpsc_lmp.environments import env_for_subprocess, thread_env
 
     env = dict(env_for_subprocess(py), **thread_env(threads), **(extra_env or {}))
     env["PYTHONPATH"] = str(ROOT / "src")
@@ -206,8 +208,8 @@ def _result(p: subprocess.Popen) -> dict:
 
 
 def run_all(a: argparse.Namespace, rows: list[dict], save) -> list[dict]:
-    from lpsc_lmp.deploy import derive_for_device
-    from lpsc_lmp.registry import load_card
+    from lpsc_lmp.models.derive import derive_for_device
+    from lpsc_lmp.models.registry import load_card
 
     for model in a.models.split(","):
         py = _env_python(model)
@@ -239,7 +241,7 @@ def run_all(a: argparse.Namespace, rows: list[dict], save) -> list[dict]:
                          "agg_steps_per_s": round(agg, 2), "vs_sequential": round(agg / seq, 2)})
             save(rows)
         # ceiling, unpinned: the replica threads left to the OS (LPSC_LMP_PIN=0) instead of
-        # sharing one CPU (lpsc_lmp.batched.lockstep_cpu)
+        # sharing one CPU (lpsc_lmp.md.lockstep.lockstep_cpu)
         kinds = ["batched"] + (["ceiling", "ceiling-unpinned"] if a.ceiling else [])
         for k in [int(x) for x in a.sizes.split(",") if x]:
             for kind in kinds:
@@ -311,7 +313,8 @@ def main() -> int:
     ap.add_argument("--steps-deepmd", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--edges", default="auto", choices=["auto", "vesin", "torch"],
-                    help="neighbour lists of the batched graphs (lpsc_lmp.batched.batch_edges)")
+                    help="neighbour lists of the batched graphs "
+                         "(lpsc_lmp.models.neighbours.batch_edges)")
     ap.add_argument("--batched-procs", default="",
                     help="also run P batched processes of each K at once (e.g. 2,4): the GPU "
                          "shared by P lock-step batches, the host work spread over P cores")

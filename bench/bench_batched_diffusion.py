@@ -2,10 +2,10 @@
 
 Issue 7 asks that D from a batched ensemble (``--batch K``: K seeds per worker in lock step, one
 batched model call per step) agree with the ordinary mode (one LAMMPS process per seed) within
-error. This runs both through ``lpsc_lmp.ensemble.run_ensemble`` exactly as the CLI does
+error. This runs both through ``lpsc_lmp.runs.sweep.run_ensemble`` exactly as the CLI does
 (``lpsc-lmp ensemble --route python-callback [--batch K]``, the same workers, seeds and
-``result.npz``), then fits each with the paper's estimator (lpsc_lmp.diffusion.fit_ensemble) and
-reports:
+``result.npz``), then fits each with the paper's estimator
+(lpsc_lmp.analysis.diffusion.fit_ensemble) and reports:
 - per mode: seeds done, wall time of the whole ensemble (worker start-up and model loading
   included), aggregate trajectory-steps/s = seeds x steps / that wall, D with its seed standard
   error and bootstrap 95 % interval;
@@ -42,9 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "src"))
 
-from lpsc_lmp.diffusion import fit_ensemble  # noqa: E402
-from lpsc_lmp.ensemble import EnsembleSettings, run_ensemble  # noqa: E402
-from lpsc_lmp.runread import read_ensemble  # noqa: E402
+from lpsc_lmp.analysis.diffusion import fit_ensemble  # noqa: E402
+from lpsc_lmp.analysis.ensemble_data import read_ensemble  # noqa: E402
+from lpsc_lmp.runs.settings import EnsembleSettings  # noqa: E402
+from lpsc_lmp.runs.sweep import run_ensemble  # noqa: E402
 
 THRESHOLDS_A = (0.01, 0.1, 1.0)
 

@@ -27,8 +27,8 @@ def case_lammps(model: str, deploy: str, supercell: int, steps: int) -> float:
     import tempfile
 
     from lpsc_lmp.lammps_env import open_lammps
-    from lpsc_lmp.registry import load_card
-    from lpsc_lmp.singlepoint import pair_lines
+    from lpsc_lmp.md.singlepoint import pair_lines
+    from lpsc_lmp.models.registry import load_card
     from lpsc_lmp.structure import build_lpsc, write_lammps_data
 
     card = load_card(model)
@@ -56,7 +56,7 @@ def case_ase(model: str, deploy: str, supercell: int, steps: int) -> float:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from deepmd.calculator import DP
 
-    from lpsc_lmp.registry import load_card
+    from lpsc_lmp.models.registry import load_card
     from lpsc_lmp.structure import build_lpsc
 
     card = load_card(model)

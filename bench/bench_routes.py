@@ -22,10 +22,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lpsc_lmp.deploy import derive_route_file
-from lpsc_lmp.registry import RegistryError, load_card
-from lpsc_lmp.route_checks import run_in_env
-from lpsc_lmp.routes import env_pair_styles, route_available, route_preferences
+from lpsc_lmp.errors import RegistryError
+from lpsc_lmp.md.route_checks import run_check
+from lpsc_lmp.models.derive import derive_route_file
+from lpsc_lmp.models.registry import load_card
+from lpsc_lmp.models.routes import env_pair_styles, route_available, route_preferences
 
 OUT = Path(__file__).resolve().parent / "results"
 #: MD steps timed per cell size (52, 416 atoms)
@@ -52,7 +53,7 @@ def main() -> None:
                 print(f"{name}: made the export of route {route}")
             steps = STEPS.get(sc, 10)
             t0 = time.perf_counter()
-            r = run_in_env(card.env, ["speed", name, "--supercell", str(sc), "--steps",
+            r = run_check(card.env, ["speed", name, "--supercell", str(sc), "--steps",
                                       str(steps), "--route", route])
             r.update(env=card.env, wall_s=round(time.perf_counter() - t0, 1))
             rows.append(r)

@@ -28,8 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from lpsc_lmp.ensemble import EnsembleSettings  # noqa: E402
-from lpsc_lmp.sweep import MAX_BATCH, run_sweep  # noqa: E402
+from lpsc_lmp.runs.local import MAX_SEEDS_PER_JOB  # noqa: E402
+from lpsc_lmp.runs.settings import EnsembleSettings  # noqa: E402
+from lpsc_lmp.runs.sweep import run_sweep  # noqa: E402
 
 
 def run(model: str, runs: Path, tag: str, seeds: int, time_ps: float, workers: int,
@@ -75,19 +76,19 @@ def main() -> None:
     rate = 1.0 / slope
     procs = {}
     for r in (short, one):
-        nproc = -(-r["seeds"] // min(MAX_BATCH, r["seeds"]))
+        nproc = -(-r["seeds"] // min(MAX_SEEDS_PER_JOB, r["seeds"]))
         procs[r["seeds"]] = (r["wall_s"] - sum(r["seed_wall_s"])) / nproc
     fixed_proc = float(np.mean(list(procs.values())))
     md70 = 70000 / rate
     seed_frac = fixed_seed / (md70 + fixed_seed)
-    proc_frac = fixed_proc / MAX_BATCH / (md70 + fixed_seed)
+    proc_frac = fixed_proc / MAX_SEEDS_PER_JOB / (md70 + fixed_seed)
     res = {
         "model": a.model, "host": platform.node(), "python": platform.python_version(),
         "runs": {"short": short, "workers_1": one, "workers_2": two},
         "md_steps_per_s_per_worker": round(rate, 1),
         "fixed_cost_per_seed_s": round(float(fixed_seed), 2),
         "process_start_s": round(fixed_proc, 2),
-        "seeds_per_process_max": MAX_BATCH,
+        "seeds_per_process_max": MAX_SEEDS_PER_JOB,
         "seed_70ps_md_s": round(md70, 1),
         "fixed_fraction_of_70ps_seed": round(float(seed_frac), 5),
         "process_start_fraction_of_70ps_seed": round(float(proc_frac), 5),
@@ -104,8 +105,8 @@ def main() -> None:
            f"wall_s vs steps over {short['time_ps']:g} and {one['time_ps']:g} ps seeds): "
            f"{fixed_seed:.2f} s = {100 * seed_frac:.3f} % of a 70 ps seed.",
            f"- Process start (Python, LAMMPS, DeePMD plugin): {fixed_proc:.2f} s per worker "
-           f"process, shared by up to {MAX_BATCH} seeds: {100 * proc_frac:.3f} % of a 70 ps "
-           "seed.",
+           f"process, shared by up to {MAX_SEEDS_PER_JOB} seeds: {100 * proc_frac:.3f} % of a "
+           "70 ps seed.",
            "- Kept small by: batching up to 4 seeds per worker process (one process start for "
            "several seeds), no equilibration stage per seed, results written once per seed "
            "(compressed npz), and the scheduler's own polling costs nothing in the workers. "

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lpsc_lmp import analysis_cli
-from lpsc_lmp.arrhenius import KB_EV
-from lpsc_lmp.runread import find_ensembles, read_ensemble
+from lpsc_lmp.analysis.arrhenius import KB_EV
+from lpsc_lmp.analysis.ensemble_data import find_ensembles, read_ensemble
+from lpsc_lmp.cli import main
+from lpsc_lmp.errors import AnalysisError
 
 N_LI = 24
 VOL = 958.6
@@ -91,17 +92,17 @@ def test_runread_counts_and_order(tmp_path: Path) -> None:
 
 
 def test_runread_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="ensemble.json"):
+    with pytest.raises(AnalysisError, match="ensemble.json"):
         read_ensemble(tmp_path)
     ens = make_ensemble(tmp_path, "m", 700.0, 0.1, n_seeds=2, failed=(1, 2))
-    with pytest.raises(ValueError, match="no finished seeds .*2 failed"):
+    with pytest.raises(AnalysisError, match="no finished seeds .*2 failed"):
         read_ensemble(ens)
 
 
 def test_analyze_command(tmp_path: Path) -> None:
     D = 0.1  # A^2/ps
     ens = make_ensemble(tmp_path, "m", 1000.0, D, n_seeds=12, failed=(2,), missing=(4,))
-    r = CliRunner().invoke(analysis_cli.analyze, [str(ens), "--n-boot", "200"])
+    r = CliRunner().invoke(main, ["analyze", str(ens), "--n-boot", "200"])
     assert r.exit_code == 0, r.output
     assert "D = " in r.output and "10 done, 1 failed, 1 missing" in r.output
     out = json.loads((ens / "analysis" / "analysis.json").read_text())
@@ -126,10 +127,10 @@ def test_analyze_command(tmp_path: Path) -> None:
 
 def test_analyze_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
-    r = runner.invoke(analysis_cli.analyze, [str(tmp_path / "nope")])
+    r = runner.invoke(main, ["analyze", str(tmp_path / "nope")])
     assert r.exit_code != 0 and "not a directory" in r.output
     ens = make_ensemble(tmp_path, "m", 1000.0, 0.1, n_seeds=3)
-    r = runner.invoke(analysis_cli.analyze, [str(ens), "--window", "1", "50", "--no-figures"])
+    r = runner.invoke(main, ["analyze", str(ens), "--window", "1", "50", "--no-figures"])
     assert r.exit_code == 1
     assert "beyond the data" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
@@ -144,7 +145,7 @@ def _arrhenius_runs(root: Path, model: str, ea: float, d0: float, temps, seed: i
 def test_arrhenius_command(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     _arrhenius_runs(runs, "dp-pbe", 0.25, 5.0, [700.0, 900.0, 1100.0], 10)
-    r = CliRunner().invoke(analysis_cli.arrhenius, ["--model", "dp-pbe", "--runs", str(runs),
+    r = CliRunner().invoke(main, ["arrhenius", "--model", "dp-pbe", "--runs", str(runs),
                                                     "--n-boot", "100"])
     assert r.exit_code == 0, r.output
     out = json.loads((runs / "dp-pbe" / "arrhenius.json").read_text())
@@ -155,7 +156,7 @@ def test_arrhenius_command(tmp_path: Path) -> None:
     lo, hi = out["D_at"]["ci95"]
     assert lo < out["D_at"]["value"] < hi
     assert (runs / "dp-pbe" / "arrhenius.png").is_file()
-    r = CliRunner().invoke(analysis_cli.arrhenius, ["--model", "nope", "--runs", str(runs)])
+    r = CliRunner().invoke(main, ["arrhenius", "--model", "nope", "--runs", str(runs)])
     assert r.exit_code == 1 and "no ensembles" in r.output
 
 
@@ -163,13 +164,13 @@ def test_arrhenius_says_which_temperatures_it_left_out(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     _arrhenius_runs(runs, "dp-pbe", 0.25, 5.0, [700.0, 900.0, 1100.0], 10)
     make_ensemble(runs, "dp-pbe", 1300.0, 0.5, n_seeds=1)  # one seed: no error bar
-    r = CliRunner().invoke(analysis_cli.arrhenius, ["--model", "dp-pbe", "--runs", str(runs),
+    r = CliRunner().invoke(main, ["arrhenius", "--model", "dp-pbe", "--runs", str(runs),
                                                     "--n-boot", "100"])
     assert r.exit_code == 0, r.output
     assert "left out of the fit: T = 1300 K (no error bar (1 seed)" in r.output
     out = json.loads((runs / "dp-pbe" / "arrhenius.json").read_text())
     assert out["fit"]["T_K"] == [700.0, 900.0, 1100.0]
-    r = CliRunner().invoke(analysis_cli.report, ["--runs", str(runs), "--out",
+    r = CliRunner().invoke(main, ["report", "--runs", str(runs), "--out",
                                                  str(tmp_path / "r.md")])
     assert r.exit_code == 0, r.output
     assert "T = 1300 K: left out of the Arrhenius fit" in (tmp_path / "r.md").read_text()
@@ -185,7 +186,7 @@ def test_compare_and_report(tmp_path: Path) -> None:
         (pots / m).mkdir(parents=True)
         (pots / m / "card.yaml").write_text(f"architecture: {arch}\nreference: {ref}\n")
     runner = CliRunner()
-    r = runner.invoke(analysis_cli.compare, ["--runs", str(runs), "--potentials", str(pots),
+    r = runner.invoke(main, ["compare", "--runs", str(runs), "--potentials", str(pots),
                                              "--T", "700", "--n-boot", "100"])
     assert r.exit_code == 0, r.output
     out = json.loads((runs / "compare_T700K.json").read_text())
@@ -193,17 +194,17 @@ def test_compare_and_report(tmp_path: Path) -> None:
     xc = out["delta_xc"]["deepmd"]
     assert abs(xc["value"] - 0.03 / 0.07) < 4 * xc["err_mc"]
     report = tmp_path / "report.md"
-    r = runner.invoke(analysis_cli.report, ["--runs", str(runs), "--potentials", str(pots),
+    r = runner.invoke(main, ["report", "--runs", str(runs), "--potentials", str(pots),
                                             "--out", str(report), "--n-boot", "100"])
     assert r.exit_code == 0, r.output
     text = report.read_text()
     assert "| dp-pbe | 700 |" in text and "## Arrhenius fits" in text
     assert "Delta_XC deepmd" in text and "report_figures/arrhenius.png" in text
     assert (tmp_path / "report_figures" / "arrhenius.png").is_file()
-    r = runner.invoke(analysis_cli.compare, ["--runs", str(runs), "--potentials",
+    r = runner.invoke(main, ["compare", "--runs", str(runs), "--potentials",
                                              str(tmp_path / "none"), "--T", "700"])
     assert r.exit_code == 1 and "card.yaml" in r.output
 
 
 def test_commands_exported() -> None:
-    assert [c.name for c in analysis_cli.COMMANDS] == ["analyze", "arrhenius", "compare", "report"]
+    assert {"analyze", "arrhenius", "compare", "report"} <= set(main.list_commands(None))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from lpsc_lmp.arrhenius import KB_EV, fit_arrhenius
+from lpsc_lmp.analysis.arrhenius import KB_EV, fit_arrhenius
 
 T = np.array([700.0, 800.0, 900.0, 1000.0, 1100.0, 1200.0])
 EA, D0 = 0.30, 1.0e-3  # eV, cm^2/s

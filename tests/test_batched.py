@@ -1,7 +1,8 @@
-"""Batched execution (``lpsc-lmp ensemble --batch K``, lpsc_lmp.batched).
+"""Batched execution (``lpsc-lmp ensemble --batch K``, lpsc_lmp.md.lockstep).
 
 The MD runs go through the ordinary ensemble machinery (workers in the model's environment);
-the evaluator check runs ``python -m lpsc_lmp.batched check MODEL`` in that environment.
+the evaluator check runs ``python -m lpsc_lmp.md.route_checks batch-check MODEL`` in that
+environment.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lpsc_lmp.ensemble import EnsembleError, EnsembleSettings, run_ensemble
-from lpsc_lmp.paths import env_python, thread_env
-from lpsc_lmp.registry import RegistryError, load_card
-from lpsc_lmp.routes import env_for_subprocess
+from lpsc_lmp.environments import env_for_subprocess, thread_env
+from lpsc_lmp.errors import EnsembleError, RegistryError
+from lpsc_lmp.md.route_checks import run_check
+from lpsc_lmp.models.registry import load_card
+from lpsc_lmp.paths import env_python
+from lpsc_lmp.runs.settings import EnsembleSettings
+from lpsc_lmp.runs.sweep import run_ensemble
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -85,7 +89,7 @@ def test_native_only_card_refuses_batch(tmp_path, monkeypatch):
         run_ensemble(s, echo=_quiet)
     assert not runs.exists(), "nothing may be written before the refusal"
     monkeypatch.undo()  # the real registry again
-    from lpsc_lmp.ensemble import card_for
+    from lpsc_lmp.runs.ensemble import card_for
 
     assert card_for(_settings("dp-7net", runs, "x", 2, batch=2, route=None)).route == \
         "python-callback"
@@ -109,13 +113,7 @@ def test_batched_evaluator_equals_per_structure(model, edges):
     """Batched = the model's ASE calculator per structure. ``edges=torch`` runs on the CPU the
     code that assembles the graphs on a GPU (one torch neighbour list for all replicas)."""
     card = load_card(model)
-    exe = env_python(card.env)
-    env = dict(env_for_subprocess(exe), **thread_env(1))
-    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    r = subprocess.run([str(exe), "-m", "lpsc_lmp.batched", "check", model, "--edges", edges],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res = run_check(card.env, ["batch-check", model, "--edges", edges], timeout=300)
     assert res["mode"] != "loop", "no batched evaluator (NequIP: run `make models`)"
     if not model.startswith("dp"):  # the second batch reused/assembled its graph directly
         assert res["graph"] == "direct", res
@@ -136,7 +134,7 @@ def test_periodic_edges_equal_ase_neighbour_list():
     import torch
     from ase.neighborlist import neighbor_list
 
-    from lpsc_lmp.batched import periodic_edges
+    from lpsc_lmp.models.neighbours import periodic_edges
     from lpsc_lmp.structure import build_lpsc
 
     rng = np.random.default_rng(3)
@@ -172,9 +170,9 @@ def test_nequip_files_per_device(tmp_path, monkeypatch):
     GPU compiles once (here with a stand-in for nequip-compile), and the calculator loads."""
     import shutil
 
-    from lpsc_lmp import deploy
-    from lpsc_lmp.batched import batch_file_for
-    from lpsc_lmp.routes import RouteError, device_model_file, load_calculator
+    from lpsc_lmp.errors import RouteError
+    from lpsc_lmp.models import derive as deploy
+    from lpsc_lmp.models.calculators import batch_file_for, device_model_file, load_calculator
 
     src = Path(__file__).resolve().parents[1] / "potentials" / "nequip-7net"
     f = src / "model.nequip.pt2"
@@ -195,7 +193,7 @@ def test_nequip_files_per_device(tmp_path, monkeypatch):
         calls.append((src_.name, out.name, how["target"], how["device"]))
         out.write_bytes(b"compiled")
 
-    monkeypatch.setattr(deploy, "_nequip_compile", fake_compile)
+    monkeypatch.setattr(deploy, "nequip_compile", fake_compile)
     card = load_card("nequip-7net", route="python-callback")
     with pytest.raises(RouteError, match="models prepare MODEL --device cuda"):
         load_calculator("nequip", card.deploy_file, "cuda")
@@ -219,7 +217,7 @@ def test_nequip_files_per_device(tmp_path, monkeypatch):
 def test_manifest_says_where_the_model_ran(tmp_path):
     """Seeds of a model evaluated in Python record the device (cpu here: no GPU); on a GPU a
     NequIP seed also records the file compiled for it. Native routes are left as they are."""
-    from lpsc_lmp.runner import with_device
+    from lpsc_lmp.md.seeds import with_device
 
     f = tmp_path / "model.nequip.pt2"
     f.write_bytes(b"cpu")
@@ -236,8 +234,9 @@ def test_manifest_says_where_the_model_ran(tmp_path):
 def test_seed_without_its_gpu_file_names_the_fix(tmp_path):
     """A NequIP seed on a GPU whose file for the GPU was never compiled (a cluster node) fails
     with the command that makes it, not as a LAMMPS error."""
-    from lpsc_lmp.ensemble import render_for_seed
-    from lpsc_lmp.runner import SeedFailed, run_md
+    from lpsc_lmp.errors import SeedFailed
+    from lpsc_lmp.md.runner import run_md
+    from lpsc_lmp.runs.ensemble import render_for_seed
     from lpsc_lmp.structure import build_lpsc, write_lammps_data
 
     card = load_card("nequip-7net", route="python-callback")
@@ -256,7 +255,7 @@ def test_periodic_edges_in_groups_of_frames(monkeypatch):
     """Large batches are split into groups of frames (bounded memory): same edges, same order."""
     import torch
 
-    from lpsc_lmp import batched
+    from lpsc_lmp.models import neighbours as batched
     from lpsc_lmp.structure import build_lpsc
 
     rng = np.random.default_rng(5)
@@ -318,8 +317,8 @@ def test_batched_md_reproducible_and_matches_ordinary_mace(tmp_path):
 @needs("nequip-7net")
 def test_batched_diffusion_agrees_with_ordinary(tmp_path):
     """D of a tiny ensemble (6 seeds x 2 ps at 1000 K): batched vs ordinary within errors."""
-    from lpsc_lmp.diffusion import fit_ensemble
-    from lpsc_lmp.runread import read_ensemble
+    from lpsc_lmp.analysis.diffusion import fit_ensemble
+    from lpsc_lmp.analysis.ensemble_data import read_ensemble
 
     D = {}
     for tag, batch in (("b", 6), ("o", 0)):
@@ -345,7 +344,7 @@ class _LJEvaluator:
     def __init__(self, n: int, poison: int | None = None):
         from ase.calculators.lj import LennardJones
 
-        from lpsc_lmp.batched import BatchedEvaluator
+        from lpsc_lmp.models.batch_eval import BatchedEvaluator
 
         self.calc = LennardJones(sigma=2.0, epsilon=0.01, rc=5.0, smooth=True)
         self.n, self.poison, self.calls, self.seconds, self.sizes = n, poison, 0, 0.0, []
@@ -362,7 +361,7 @@ class _LJEvaluator:
 
 
 def _lj_decks(tmp_path: Path, n: int, steps: int = 40):
-    from lpsc_lmp.ensemble import render_for_seed
+    from lpsc_lmp.runs.ensemble import render_for_seed
     from lpsc_lmp.structure import build_lpsc, write_lammps_data
 
     # any python-callback card: only its deck is used
@@ -380,7 +379,7 @@ def _lj_decks(tmp_path: Path, n: int, steps: int = 40):
 
 
 def _run_lj(tmp_path: Path, n: int, poison: int | None):
-    from lpsc_lmp.batched import run_md_batch
+    from lpsc_lmp.md.lockstep import run_md_batch
 
     decks, dirs, tm, s = _lj_decks(tmp_path, n)
     ev = _LJEvaluator(n, poison)
@@ -402,7 +401,7 @@ def test_lock_step_lj_reproducible(tmp_path):
 
 
 def test_failed_replica_leaves_the_batch(tmp_path):
-    from lpsc_lmp.runner import SeedFailed
+    from lpsc_lmp.errors import SeedFailed
 
     res, _, ev = _run_lj(tmp_path, 3, poison=1)
     assert isinstance(res[1], SeedFailed) and "non-finite" in str(res[1])
@@ -451,7 +450,7 @@ def _drive_lockstep(n: int, steps: list[int], fail_setup: set[int] = frozenset()
     import threading
     import time
 
-    from lpsc_lmp.batched import _LockStep, _Stopped
+    from lpsc_lmp.md.lockstep import _LockStep, _Stopped
 
     ev = _CountingEvaluator()
     ls = _LockStep(ev, n)
@@ -512,7 +511,7 @@ def test_lockstep_batches_hold_every_live_replica():
 
 
 def test_lockstep_stop_releases_every_replica():
-    from lpsc_lmp.batched import _Stopped
+    from lpsc_lmp.md.lockstep import _Stopped
 
     ev, got, _ = _drive_lockstep(4, [10**6] * 4, stop_after=5)
     assert all(isinstance(got[i][-1], _Stopped) for i in range(4))
@@ -520,7 +519,7 @@ def test_lockstep_stop_releases_every_replica():
 
 
 def test_lockstep_cpu_rules():
-    from lpsc_lmp.batched import lockstep_cpu
+    from lpsc_lmp.md.lockstep import lockstep_cpu
 
     allowed = sorted(os.sched_getaffinity(0))
     base = {"OMP_NUM_THREADS": "1"}
@@ -542,10 +541,9 @@ def test_sigterm_to_batched_worker_leaves_no_half_written_seed(tmp_path):
     import signal
     import time
 
-    from lpsc_lmp.ensemble import prepare, seed_status, worker_python
-    from lpsc_lmp.paths import thread_env
-    from lpsc_lmp.routes import env_for_subprocess
-    from lpsc_lmp.sweep import Ensemble, SeedTask, job_entries
+    from lpsc_lmp.rundir import seed_state
+    from lpsc_lmp.runs.ensemble import prepare, worker_python
+    from lpsc_lmp.runs.plan import Ensemble, SeedTask, job_entries
 
     s = _settings("dp-7net", tmp_path, "term", seeds=3, batch=3, steps=4000, route=None)
     edir, card, info = prepare(s)
@@ -556,7 +554,7 @@ def test_sigterm_to_batched_worker_leaves_no_half_written_seed(tmp_path):
                                           {"batch": 3})))
     env = dict(env_for_subprocess(e.python), **thread_env(1))
     env["PYTHONPATH"] = SRC
-    proc = subprocess.Popen([e.python, "-m", "lpsc_lmp.worker", str(edir), str(job)], env=env,
+    proc = subprocess.Popen([e.python, "-m", "lpsc_lmp.md.worker", str(edir), str(job)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seeds = [edir / "seeds" / f"seed_{k:06d}" for k in (1, 2, 3)]
     deadline = time.time() + 120
@@ -568,5 +566,5 @@ def test_sigterm_to_batched_worker_leaves_no_half_written_seed(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert not any(d.exists() for d in seeds), "a seed of the interrupted batch was left"
-    assert [seed_status(d) for d in seeds] == ["todo"] * 3
+    assert [seed_state(d) for d in seeds] == ["todo"] * 3
     assert not list(edir.rglob("*.tmp*"))

@@ -35,8 +35,8 @@ def base(runs, *extra):
 
 @pytest.mark.parametrize("args,match", [
     (["--model", "no-such-model"], "unknown model 'no-such-model'"),
-    (["--T", "0"], "temperature must be > 0"),
-    (["--T", "-5"], "temperature must be > 0"),
+    (["--T", "0"], "temperature must be a finite number > 0"),
+    (["--T", "-5"], "temperature must be a finite number > 0"),
     (["--time", "1", "--fit-window", "0.2", "5"], "shorter than the fit window"),
     (["--fit-window", "0.8", "0.2"], "fit window"),
     (["--seeds", "0"], "at least 1 seed"),

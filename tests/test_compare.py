@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpsc_lmp import compare as cmp
+from lpsc_lmp.analysis import compare as cmp
 
 CARDS = {
     "dp-pbe": {"architecture": "deepmd", "reference": "PBE"},

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpsc_lmp import conductivity as cond
-from lpsc_lmp import msd
-from lpsc_lmp.diffusion import fit_ensemble
+from lpsc_lmp.analysis import conductivity as cond
+from lpsc_lmp.analysis import msd
+from lpsc_lmp.analysis.diffusion import fit_ensemble
 
 
 def test_lpsc_check_value_from_science_md() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpsc_lmp import convergence as cv
-from lpsc_lmp.diffusion import fit_ensemble, ols_fit
+from lpsc_lmp.analysis import convergence as cv
+from lpsc_lmp.analysis.diffusion import fit_ensemble, ols_fit
 
 
 def test_delta_first_equals_fit_of_mean_msd_of_first_n_seeds() -> None:

@@ -30,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpsc_lmp import msd
-from lpsc_lmp.arrhenius import fit_arrhenius
-from lpsc_lmp.conductivity import conversion_factor_mScm
+from lpsc_lmp.analysis import msd
+from lpsc_lmp.analysis.arrhenius import fit_arrhenius
+from lpsc_lmp.analysis.conductivity import conversion_factor_mScm
 
 N_LI, N_FW, A = 24, 4, 9.86
 

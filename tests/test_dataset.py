@@ -14,12 +14,8 @@ from ase.io import read, write
 from click.testing import CliRunner
 
 from lpsc_lmp.cli import main
-from lpsc_lmp.dataset import (
-    DatasetError,
-    import_dataset,
-    split_dataset,
-    split_indices,
-)
+from lpsc_lmp.errors import DatasetError
+from lpsc_lmp.training.dataset import import_dataset, split_dataset, split_indices
 
 FIX = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "abacus"
 SCF, MD = FIX / "abacus.scf", FIX / "abacus.md"

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lpsc_lmp.deck import DeckError, render_deck, split_production_run
+from lpsc_lmp.errors import TemplateError
+from lpsc_lmp.md.deck import split_production_run
 from lpsc_lmp.paths import templates_dir
+from lpsc_lmp.templating import render_template
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -24,7 +26,7 @@ CONTEXT = {
 @pytest.mark.parametrize("name,extra", [("nvt_deepmd_nh", {}),
                                         ("nvt_deepmd_langevin", {"thermostat": "langevin"})])
 def test_golden_decks(name, extra):
-    text = render_deck({**CONTEXT, **extra}).text
+    text = render_template({**CONTEXT, **extra}).text
     golden = GOLDEN / f"{name}.lmp"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)
@@ -32,7 +34,7 @@ def test_golden_decks(name, extra):
 
 
 def test_deck_ends_with_production_run():
-    setup, n = split_production_run(render_deck(CONTEXT).text)
+    setup, n = split_production_run(render_template(CONTEXT).text)
     assert n == 70000
     assert "velocity        all create 700.0 42" in setup
     assert "pair_style      deepmd MODEL" in setup
@@ -42,13 +44,13 @@ def test_deck_ends_with_production_run():
 def test_undefined_variable_is_an_error():
     ctx = dict(CONTEXT)
     del ctx["seed"]
-    with pytest.raises(DeckError, match="'seed' is undefined"):
-        render_deck(ctx)
+    with pytest.raises(TemplateError, match="'seed' is undefined"):
+        render_template(ctx)
 
 
 def test_unknown_thermostat_is_an_error():
-    with pytest.raises(DeckError, match="unknown thermostat"):
-        render_deck({**CONTEXT, "thermostat": "berendsen"})
+    with pytest.raises(TemplateError, match="unknown thermostat"):
+        render_template({**CONTEXT, "thermostat": "berendsen"})
 
 
 def test_edited_template_copy_is_used(tmp_path):
@@ -57,14 +59,14 @@ def test_edited_template_copy_is_used(tmp_path):
     deck = copy / "nvt.lmp.j2"
     deck.write_text(deck.read_text().replace("neigh_modify    every 1",
                                              "neigh_modify    every 2"))
-    assert "neigh_modify    every 2" in render_deck(CONTEXT, directory=copy).text
+    assert "neigh_modify    every 2" in render_template(CONTEXT, directory=copy).text
     deck.write_text(deck.read_text() + "{% if %}\n")
-    with pytest.raises(DeckError, match="line"):
-        render_deck(CONTEXT, directory=copy)
+    with pytest.raises(TemplateError, match="line"):
+        render_template(CONTEXT, directory=copy)
 
 
 def test_missing_template_and_missing_run(tmp_path):
-    with pytest.raises(DeckError, match="not found"):
-        render_deck(CONTEXT, "nope.j2")
-    with pytest.raises(DeckError, match="must end with"):
+    with pytest.raises(TemplateError, match="not found"):
+        render_template(CONTEXT, "nope.j2")
+    with pytest.raises(TemplateError, match="must end with"):
         split_production_run("units metal\nrun 10\nprint done\n")

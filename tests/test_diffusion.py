@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpsc_lmp import diffusion as dif
-from lpsc_lmp import msd
+from lpsc_lmp.analysis import diffusion as dif
+from lpsc_lmp.analysis import msd
 
 D_TRUE = 0.05  # A^2/ps (5e-6 cm^2/s)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lpsc_lmp.dispatch import group_jobs, load_machine_file
-from lpsc_lmp.ensemble import EnsembleError, seed_status
-from lpsc_lmp.sweep import SeedTask
+from lpsc_lmp.errors import EnsembleError
+from lpsc_lmp.rundir import seed_state
+from lpsc_lmp.runs.dispatch import group_jobs, load_machine_file
+from lpsc_lmp.runs.plan import SeedTask
 
 pytest.importorskip("dpdispatcher")
 
@@ -54,7 +55,7 @@ def test_shell_batch_end_to_end_and_resubmission(fake):  # noqa: F811
     edirs = [fake["runs"] / m / "T800K" for m in ("zero-a", "zero-b")]
     for edir in edirs:
         for seed in (1, 2):
-            assert seed_status(edir / "seeds" / f"seed_{seed:06d}") == "done"
+            assert seed_state(edir / "seeds" / f"seed_{seed:06d}") == "done"
     # resubmission runs only what is missing or corrupted; finished seeds are not touched
     res = edirs[1] / "seeds" / "seed_000002" / "result.npz"
     res.write_bytes(res.read_bytes()[: len(res.read_bytes()) // 2])
@@ -66,7 +67,7 @@ def test_shell_batch_end_to_end_and_resubmission(fake):  # noqa: F811
     assert "4/4 seeds: 4 done, 0 failed" in again.stdout
     for edir in edirs:
         for seed in (1, 2, 3):
-            assert seed_status(edir / "seeds" / f"seed_{seed:06d}") == "done"
+            assert seed_state(edir / "seeds" / f"seed_{seed:06d}") == "done"
     m = json.loads((edirs[1] / "seeds" / "seed_000002" / "manifest.json").read_text())
     assert m["attempt"] == 2
     assert keep == (edirs[0] / "seeds" / "seed_000001" / "manifest.json").stat().st_mtime_ns
@@ -219,7 +220,7 @@ def test_real_slurm(fake, slurm, monkeypatch):  # noqa: F811
     edir = fake["runs"] / "zero-a" / "T800K"
     for seed in (1, 2, 3):
         sdir = edir / "seeds" / f"seed_{seed:06d}"
-        assert seed_status(sdir) == "done"
+        assert seed_state(sdir) == "done"
     # the jobs really went through Slurm
     scripts = list((fake["tmp"] / "remote").rglob("*.sub"))
     assert scripts and "#SBATCH" in scripts[0].read_text()
@@ -230,7 +231,7 @@ def test_worker_command_cleans_loader_variables_of_other_envs(monkeypatch, tmp_p
     env points LD_PRELOAD etc. at its torch, which breaks a MACE/NequIP worker."""
     import shlex
 
-    from lpsc_lmp.dispatch import _worker_command
+    from lpsc_lmp.runs.dispatch import _worker_command
 
     dp = "/p/.venv/dp/lib/python3.11/site-packages"
     mace_py = "/p/.venv/mace/bin/python"
@@ -241,7 +242,7 @@ def test_worker_command_cleans_loader_variables_of_other_envs(monkeypatch, tmp_p
     words = shlex.split(cmd.split(" || ")[0])
     assert words[:5] == ["env", "-u", "LD_PRELOAD", "-u", "LAMMPS_PLUGIN_PATH"]
     assert "LD_LIBRARY_PATH=/opt/cuda/lib64:/p/.venv/mace/lib" in words
-    assert words[words.index(mace_py) + 1:words.index(mace_py) + 3] == ["-m", "lpsc_lmp.worker"]
+    assert words[words.index(mace_py) + 1:words.index(mace_py) + 3] == ["-m", "lpsc_lmp.md.worker"]
     # the dp env's own worker keeps its entries and loses the other env's
     dp_cmd = _worker_command("/p/.venv/dp/bin/python", tmp_path, 1)
     assert " -u " not in dp_cmd.split(" || ")[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lpsc_lmp.ensemble import seed_status
+from lpsc_lmp.rundir import seed_state
 
 LPSC = [sys.executable, "-m", "lpsc_lmp.cli"]
 SHORT = ["--model", "dp-7net", "--T", "1000", "--time", "0.4", "--fit-window", "0.1", "0.4"]
@@ -54,7 +54,7 @@ def test_run_directory_records_provenance(finished):
         assert m["wall_s"] > 0 and m["template"] == "nvt.lmp.j2"
         deck = (sd / "in.lammps").read_text()
         assert f"velocity        all create 1000.0 {seed} " in deck
-        assert seed_status(sd) == "done"
+        assert seed_state(sd) == "done"
 
 
 def test_results_are_physical(finished):
@@ -90,12 +90,12 @@ def test_kill_and_resume_gives_identical_seeds(finished, tmp_path):
                             start_new_session=True)
     edir = runs / "dp-7net" / "T1000K"
     deadline = time.time() + 300
-    while seed_status(seed_dir(edir, 1)) != "done":
+    while seed_state(seed_dir(edir, 1)) != "done":
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up
     proc.wait()
-    assert seed_status(seed_dir(edir, 3)) != "done"
+    assert seed_state(seed_dir(edir, 3)) != "done"
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "1 done, 0 failed, 2 to run" in out.stdout or "2 done, 0 failed, 1 to run" in out.stdout

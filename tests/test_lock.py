@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from lpsc_lmp.lock import DirLock, LockError, is_locked, read_lock
+from lpsc_lmp.errors import LockError
+from lpsc_lmp.runs.lock import DirLock, is_locked, read_lock
 
 HOLD = """
 import sys, time
-from lpsc_lmp.lock import DirLock
+from lpsc_lmp.runs.lock import DirLock
 lk = DirLock(sys.argv[1], {"seeds": 7}).acquire()
 print("held", flush=True)
 time.sleep(60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpsc_lmp import msd
+from lpsc_lmp.analysis import msd
 
 
 def _brute_multi(pos: np.ndarray) -> np.ndarray:

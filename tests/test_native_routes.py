@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lpsc_lmp import routes
-from lpsc_lmp.deck import render_deck
+from lpsc_lmp.errors import RegistryError
 from lpsc_lmp.lammps_env import open_lammps
+from lpsc_lmp.md.route_checks import run_check
+from lpsc_lmp.models import routes
+from lpsc_lmp.models.registry import load_card
 from lpsc_lmp.paths import env_python
-from lpsc_lmp.registry import RegistryError, load_card
-from lpsc_lmp.route_checks import run_in_env
 from lpsc_lmp.structure import build_lpsc, write_lammps_data
+from lpsc_lmp.templating import render_template
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -98,7 +99,7 @@ NATIVE = {"nequip": ("newton          off on", "pair_style      nequip"),
 
 @pytest.mark.parametrize("route", sorted(NATIVE))
 def test_native_decks_golden(route):
-    text = render_deck({**DECK_CONTEXT, "route": route}).text
+    text = render_template({**DECK_CONTEXT, "route": route}).text
     golden = GOLDEN / f"nvt_{route}.lmp"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)
@@ -116,7 +117,7 @@ def test_native_decks_golden(route):
 def test_lammps_accepts_native_deck_up_to_the_missing_pair_style(tmp_path, route):
     data = tmp_path / "x.data"
     write_lammps_data(build_lpsc(), data, ("Li", "P", "S", "Cl"))
-    text = render_deck({**DECK_CONTEXT, "route": route, "data_file": str(data)}).text
+    text = render_template({**DECK_CONTEXT, "route": route, "data_file": str(data)}).text
     head = text[:text.index("\npair_style")]
     assert "read_data" in head and (NATIVE[route][0] or "read_data") in head
     lmp = open_lammps()
@@ -137,7 +138,7 @@ needs_nequip = pytest.mark.skipif(not env_python("nequip").exists(),
 @needs_mace
 def test_mace_pair_style_export_equals_ase_calculator(tmp_path):
     root = _copy_model("mace-7net", tmp_path)
-    res = run_in_env("mace", ["export-parity", str(root / "mace-7net"), "--index", "::20"])
+    res = run_check("mace", ["export-parity", str(root / "mace-7net"), "--index", "::20"])
     assert res["file"] == "model.model-lammps.pt" and res["frames"] >= 3
     assert (root / "mace-7net" / "model.model-lammps.pt").is_file()  # derived on demand
     assert res["max_dE_eV_atom"] < 1e-9
@@ -150,7 +151,7 @@ def test_mace_pair_style_export_equals_ase_calculator(tmp_path):
 @needs_nequip
 def test_nequip_pair_style_export_equals_ase_calculator(tmp_path):
     root = _copy_model("nequip-7net", tmp_path)
-    res = run_in_env("nequip", ["export-parity", str(root / "nequip-7net"), "--index", "::20"])
+    res = run_check("nequip", ["export-parity", str(root / "nequip-7net"), "--index", "::20"])
     assert res["file"] == "model-pair.nequip.pt2" and res["frames"] >= 3
     # float32 model: as close as two float32 evaluations of the same graph
     assert res["max_dE_eV_atom"] < 1e-5
@@ -161,7 +162,8 @@ def test_nequip_pair_style_export_equals_ase_calculator(tmp_path):
 @needs_mace
 def test_ensemble_on_native_route_derives_the_export_and_records_the_route(
         tmp_path, lammps_has, monkeypatch):
-    from lpsc_lmp.ensemble import EnsembleSettings, prepare, render_for_seed
+    from lpsc_lmp.runs.ensemble import prepare, render_for_seed
+    from lpsc_lmp.runs.settings import EnsembleSettings
 
     root = _copy_model("mace-7net", tmp_path / "pot")
     monkeypatch.setenv("LPSC_LMP_POTENTIALS", str(root))
@@ -190,7 +192,7 @@ needs_nequip_plugin = pytest.mark.skipif(
 
 @needs_nequip_plugin
 def test_nequip_plugin_makes_lammps_report_and_select_the_native_route():
-    from lpsc_lmp.routes import env_pair_styles
+    from lpsc_lmp.models.routes import env_pair_styles
 
     have = env_pair_styles("nequip")
     assert have["nequip"] and have["allegro"]
@@ -202,7 +204,7 @@ def test_nequip_plugin_makes_lammps_report_and_select_the_native_route():
 
 @needs_nequip_plugin
 def test_pair_style_nequip_in_lammps_equals_ase_calculator():
-    res = run_in_env("nequip", ["parity", "nequip-7net", "--index", "::10", "--route", "nequip"])
+    res = run_check("nequip", ["parity", "nequip-7net", "--index", "::10", "--route", "nequip"])
     assert res["route"] == "nequip" and res["frames"] >= 5
     assert res["max_dE_eV_atom"] < 1e-6
     assert res["max_dF_eV_A"] < 1e-5
@@ -211,7 +213,7 @@ def test_pair_style_nequip_in_lammps_equals_ase_calculator():
 
 @needs_nequip_plugin
 def test_pair_style_nequip_nve_conserves_energy_like_ase():
-    res = run_in_env("nequip", ["nve", "nequip-7net", "--steps", "200", "--dt-fs", "0.5",
+    res = run_check("nequip", ["nve", "nequip-7net", "--steps", "200", "--dt-fs", "0.5",
                                 "--route", "nequip"])
     assert res["route"] == "nequip"
     assert abs(res["etot0_diff_eV"]) < 1e-3
@@ -258,7 +260,7 @@ needs_mace_plugin = pytest.mark.skipif(
 @needs_mace_plugin
 def test_pair_style_mace_in_lammps_equals_ase_calculator():
     assert load_card("mace-7net").route == "mace"
-    res = run_in_env("mace", ["parity", "mace-7net", "--index", "::20", "--route", "mace"])
+    res = run_check("mace", ["parity", "mace-7net", "--index", "::20", "--route", "mace"])
     assert res["route"] == "mace" and res["frames"] >= 3
     assert res["max_dE_eV_atom"] < 1e-9
     assert res["max_dF_eV_A"] < 1e-9
@@ -267,7 +269,7 @@ def test_pair_style_mace_in_lammps_equals_ase_calculator():
 
 @needs_mace_plugin
 def test_pair_style_mace_nve_conserves_energy_like_ase():
-    res = run_in_env("mace", ["nve", "mace-7net", "--steps", "100", "--dt-fs", "0.5",
+    res = run_check("mace", ["nve", "mace-7net", "--steps", "100", "--dt-fs", "0.5",
                               "--route", "mace"])
     assert res["route"] == "mace"
     assert abs(res["etot0_diff_eV"]) < 1e-4

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from lpsc_lmp.registry import load_card
-from lpsc_lmp.singlepoint import lammps_singlepoint
+from lpsc_lmp.md.singlepoint import lammps_singlepoint
+from lpsc_lmp.models.registry import load_card
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "lpsc-7net" / "test.extxyz"
 

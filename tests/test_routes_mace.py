@@ -20,13 +20,15 @@ from ase import Atoms
 from ase.calculators.lj import LennardJones
 from ase.io import read
 
-from lpsc_lmp.deck import render_deck
+from lpsc_lmp.errors import RegistryError, RouteError
 from lpsc_lmp.lammps_env import lammps_info, open_lammps
+from lpsc_lmp.md.callback import attach_python_callback
+from lpsc_lmp.md.route_checks import BAR_EV_A3, lammps_form, run_check
+from lpsc_lmp.models.registry import load_card
+from lpsc_lmp.models.routes import env_pair_styles, select_route
 from lpsc_lmp.paths import env_python
-from lpsc_lmp.registry import RegistryError, load_card
-from lpsc_lmp.route_checks import BAR_EV_A3, lammps_form, run_in_env
-from lpsc_lmp.routes import RouteError, attach_python_callback, env_pair_styles, select_route
 from lpsc_lmp.structure import write_lammps_data
+from lpsc_lmp.templating import render_template
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "mace-7net"
@@ -53,7 +55,7 @@ def test_callback_route_matches_ase_lj_on_triclinic_cell():
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "x.data"
         write_lammps_data(at, data, tm)
-        pair = render_deck({"cutoff": 5.0}, "pair/python-callback.j2").text
+        pair = render_template({"cutoff": 5.0}, "pair/python-callback.j2").text
         lmp = open_lammps()
         try:
             lmp.commands_string("units metal\natom_style atomic\nboundary p p p\n"
@@ -83,7 +85,7 @@ def test_callback_route_matches_ase_lj_on_triclinic_cell():
 def test_box_reader_follows_the_box():
     """BoxReader (buffers allocated once, read every step) = the box from the LAMMPS Python
     module's own extract_box, also after the box changed shape and origin."""
-    from lpsc_lmp.routes import BoxReader
+    from lpsc_lmp.md.callback import BoxReader
 
     lmp = open_lammps()
     try:
@@ -110,7 +112,7 @@ def test_box_reader_follows_the_box():
 def test_atom_order_maps_local_rows_to_atom_ids():
     """AtomOrder: LAMMPS local order (re-sorted atoms, int32 tags, rows beyond nlocal) ->
     positions by atom ID relative to the origin, and forces by atom ID -> local order."""
-    from lpsc_lmp.routes import AtomOrder
+    from lpsc_lmp.md.callback import AtomOrder
 
     rng = np.random.default_rng(3)
     n = 7
@@ -145,7 +147,7 @@ def test_route_selection_prefers_first_available():
 
 
 def test_pair_template_renders_fix_external():
-    text = render_deck({"cutoff": 5.0}, "pair/python-callback.j2").text
+    text = render_template({"cutoff": 5.0}, "pair/python-callback.j2").text
     assert "pair_style      zero 5.0" in text
     assert "fix             ext all external pf/callback 1 1" in text
     assert "fix_modify      ext energy yes virial yes" in text
@@ -162,7 +164,7 @@ def _first_route() -> str:
 
 @needs_mace
 def test_mace_lammps_equals_ase_calculator():
-    res = run_in_env("mace", ["parity", MODEL, "--index", "::20", "--route", "python-callback"])
+    res = run_check("mace", ["parity", MODEL, "--index", "::20", "--route", "python-callback"])
     assert res["frames"] >= 3 and res["route"] == "python-callback"
     assert res["max_dE_eV_atom"] < 1e-6
     assert res["max_dF_eV_A"] < 1e-5
@@ -172,7 +174,7 @@ def test_mace_lammps_equals_ase_calculator():
 
 @needs_mace
 def test_mace_nve_conserves_energy_like_ase():
-    res = run_in_env("mace", ["nve", MODEL, "--steps", "100", "--dt-fs", "0.5", "--route",
+    res = run_check("mace", ["nve", MODEL, "--steps", "100", "--dt-fs", "0.5", "--route",
                               "python-callback"])
     lmp, ase_ = res["lammps"], res["ase"]
     assert abs(res["etot0_diff_eV"]) < 1e-4
@@ -212,7 +214,8 @@ def test_mace_ensemble_end_to_end(tmp_path):
 
 @needs_mace
 def test_models_add_mace_and_refusals(tmp_path):
-    from lpsc_lmp.models_add import ExportError, add_model
+    from lpsc_lmp.errors import ExportError
+    from lpsc_lmp.models.add import add_model
 
     card = load_card(MODEL)
     dest = add_model("mace-copy", "mace", "7net", card.deploy_file, root=tmp_path)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from lpsc_lmp.errors import RegistryError
+from lpsc_lmp.md.route_checks import run_check
+from lpsc_lmp.models.registry import load_card
 from lpsc_lmp.paths import env_python
-from lpsc_lmp.registry import RegistryError, load_card
-from lpsc_lmp.route_checks import run_in_env
 
 MODEL = "nequip-7net"
 
@@ -43,7 +44,7 @@ def test_card_derives_compiled_model_from_package():
 
 @needs_nequip
 def test_nequip_lammps_equals_ase_calculator():
-    res = run_in_env("nequip", ["parity", MODEL, "--index", "::10", "--route",
+    res = run_check("nequip", ["parity", MODEL, "--index", "::10", "--route",
                                 "python-callback"])
     assert res["route"] == "python-callback"
     assert res["frames"] >= 5
@@ -54,7 +55,7 @@ def test_nequip_lammps_equals_ase_calculator():
 
 @needs_nequip
 def test_nequip_nve_conserves_energy_like_ase():
-    res = run_in_env("nequip", ["nve", MODEL, "--steps", "200", "--dt-fs", "0.5", "--route",
+    res = run_check("nequip", ["nve", MODEL, "--steps", "200", "--dt-fs", "0.5", "--route",
                                 "python-callback"])
     lmp, ase_ = res["lammps"], res["ase"]
     assert abs(res["etot0_diff_eV"]) < 1e-3
@@ -64,7 +65,8 @@ def test_nequip_nve_conserves_energy_like_ase():
 
 @needs_nequip
 def test_models_add_compiled_nequip(tmp_path):
-    from lpsc_lmp.models_add import ExportError, add_model
+    from lpsc_lmp.errors import ExportError
+    from lpsc_lmp.models.add import add_model
 
     card = load_card(MODEL)
     add_model("nq", "nequip", "7net", card.deploy_file, root=tmp_path)
@@ -79,7 +81,7 @@ def test_models_add_compiled_nequip(tmp_path):
 @pytest.mark.slow
 @needs_nequip
 def test_models_add_nequip_package_compiles(tmp_path):
-    from lpsc_lmp.models_add import add_model
+    from lpsc_lmp.models.add import add_model
 
     card = load_card(MODEL)
     add_model("nq-pkg", "nequip", "7net", card.directory / card.files["package"], root=tmp_path)

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lpsc_lmp.lock import DirLock
-from lpsc_lmp.registry import sha256_file
-from lpsc_lmp.status import ensemble_status, find_ensemble_dirs, format_table, status_rows
+from lpsc_lmp.files import sha256_file
+from lpsc_lmp.runs.lock import DirLock
+from lpsc_lmp.runs.status import ensemble_status, find_ensemble_dirs, format_table, status_rows
 
 
 def make_ensemble(root: Path, model: str, T: float, done: int, failed: int, partial: int,

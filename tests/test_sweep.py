@@ -19,10 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from lpsc_lmp.ensemble import EnsembleSettings, seed_status
+from lpsc_lmp.devices import resolve_gpus
 from lpsc_lmp.paths import templates_dir
-from lpsc_lmp.progress import Progress
-from lpsc_lmp.sweep import parse_list, plan_seeds, plan_slots, resolve_gpus
+from lpsc_lmp.rundir import seed_state
+from lpsc_lmp.runs.local import plan_slots
+from lpsc_lmp.runs.plan import plan_seeds
+from lpsc_lmp.runs.progress import Progress
+from lpsc_lmp.runs.settings import EnsembleSettings
+from lpsc_lmp.runs.sweep import parse_list
 
 LPSC = [sys.executable, "-m", "lpsc_lmp.cli"]
 
@@ -184,12 +188,12 @@ def test_killed_worker_seed_is_rerun_and_corrupt_result_redone(fake):
     # corrupt seed 3's result
     res = edir / "seeds" / "seed_000003" / "result.npz"
     res.write_bytes(res.read_bytes()[:100])
-    assert seed_status(res.parent) == "todo"
+    assert seed_state(res.parent) == "todo"
     keep = {s: (edir / "seeds" / f"seed_{s:06d}" / "manifest.json").stat().st_mtime_ns
             for s in (1, 2, 4)}
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert "3 done, 0 failed, 1 to run" in again.stdout
-    assert seed_status(res.parent) == "done" and manifest(edir, 3)["attempt"] == 2
+    assert seed_state(res.parent) == "done" and manifest(edir, 3)["attempt"] == 2
     assert keep == {s: (edir / "seeds" / f"seed_{s:06d}" / "manifest.json").stat().st_mtime_ns
                     for s in (1, 2, 4)}
 
@@ -264,13 +268,14 @@ def test_slots_filled_together_get_equal_batches():
     batches never mix ensembles."""
     from collections import deque
 
-    from lpsc_lmp.sweep import SeedTask, _take_batch
+    from lpsc_lmp.runs.local import take_job
+    from lpsc_lmp.runs.plan import SeedTask
 
     queue = deque(SeedTask(0, s, 1) for s in range(1, 301))
     queued = len(queue)
-    sizes = [len(_take_batch(queue, 4, 64, queued)) for _ in range(4)]
+    sizes = [len(take_job(queue, 4, 64, queued)) for _ in range(4)]
     assert sizes == [64, 64, 64, 64] and len(queue) == 44
-    assert len(_take_batch(queue, 4, 64)) == 11  # one slot free later: 44 / 4
+    assert len(take_job(queue, 4, 64)) == 11  # one slot free later: 44 / 4
     q2 = deque([SeedTask(0, 1, 1), SeedTask(0, 2, 1), SeedTask(1, 1, 1)])
-    assert [t.ens for t in _take_batch(q2, 1, 4)] == [0, 0]
-    assert len(_take_batch(deque(SeedTask(0, s, 1) for s in range(3)), 2, 4)) == 2
+    assert [t.ens for t in take_job(q2, 1, 4)] == [0, 0]
+    assert len(take_job(deque(SeedTask(0, s, 1) for s in range(3)), 2, 4)) == 2

@@ -16,7 +16,7 @@ from ase.io import read, write
 from click.testing import CliRunner
 
 from lpsc_lmp.cli import main
-from lpsc_lmp.paths import thread_env
+from lpsc_lmp.environments import thread_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data" / "lpsc-7net" / "train.extxyz"
@@ -88,7 +88,7 @@ def trained(tmp_path_factory):
 
 
 def test_card_layout(trained):
-    from lpsc_lmp.registry import load_card
+    from lpsc_lmp.models.registry import load_card
 
     card = yaml.safe_load((trained["model"] / "card.yaml").read_text())
     assert set(CARD_KEYS) <= set(card) and set(TRAINING_KEYS) <= set(card["training"])
@@ -114,8 +114,8 @@ def test_card_layout(trained):
 def test_lammps_equals_deepmd_ase_calculator(trained):
     from deepmd.calculator import DP
 
-    from lpsc_lmp.registry import load_card
-    from lpsc_lmp.singlepoint import lammps_singlepoint
+    from lpsc_lmp.md.singlepoint import lammps_singlepoint
+    from lpsc_lmp.models.registry import load_card
 
     card = load_card("tiny-dp")
     calc = DP(str(card.require_deploy_file()))
@@ -130,8 +130,8 @@ def test_lammps_equals_deepmd_ase_calculator(trained):
 
 
 def test_evaluate_table_files_and_plots(trained):
-    from lpsc_lmp.evaluate import predict_deepmd
-    from lpsc_lmp.train_deepmd import evaluate_dp
+    from lpsc_lmp.training.deepmd import evaluate_dp
+    from lpsc_lmp.training.evaluate import predict_deepmd
 
     out = trained["tmp"] / "evaluation"
     r = CliRunner().invoke(main, ["evaluate", "--model", "tiny-dp", "--data-root",
@@ -219,8 +219,8 @@ def test_train_reports_progress_and_result(trained):
 
 
 def test_card_dataset_fallback():
-    from lpsc_lmp.evaluate import card_dataset, resolve_dataset
-    from lpsc_lmp.registry import ModelCard
+    from lpsc_lmp.models.registry import ModelCard
+    from lpsc_lmp.training.evaluate import card_dataset, resolve_dataset
 
     def card(raw):
         return ModelCard("m", "deepmd", "7net", ("Li",), 6.0, "deepmd", "dp", Path("."),
@@ -238,7 +238,7 @@ def test_card_dataset_fallback():
 def test_force_retrain_replaces_and_keeps_provenance(trained):
     import shutil
 
-    from lpsc_lmp.registry import sha256_file
+    from lpsc_lmp.files import sha256_file
 
     src, dst = trained["model"], trained["pot"] / "tiny-dp2"
     shutil.copytree(src, dst)

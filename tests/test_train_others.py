@@ -19,9 +19,10 @@ from ase.io import read, write
 from click.testing import CliRunner
 
 from lpsc_lmp.cli import main
-from lpsc_lmp.deck import render_deck
-from lpsc_lmp.paths import env_python, thread_env
-from lpsc_lmp.route_checks import run_in_env
+from lpsc_lmp.environments import thread_env
+from lpsc_lmp.md.route_checks import run_check
+from lpsc_lmp.paths import env_python
+from lpsc_lmp.templating import render_template
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "lpsc-7net"
@@ -67,7 +68,7 @@ def _train(tiny, arch: str) -> dict:
 
 
 def _check_registered(tiny, res: dict, arch: str, env: str, files: set[str]) -> None:
-    from lpsc_lmp.registry import load_card
+    from lpsc_lmp.models.registry import load_card
 
     card = res["card"]
     assert card["architecture"] == arch and card["env"] == env
@@ -90,7 +91,7 @@ def _check_registered(tiny, res: dict, arch: str, env: str, files: set[str]) -> 
 
 def _check_lammps_route(name: str, env: str) -> None:
     """LAMMPS (fix external, python-callback) = the model's ASE calculator on test frames."""
-    res = run_in_env(env, ["parity", name, "--index", "::30"])
+    res = run_check(env, ["parity", name, "--index", "::30"])
     assert res["frames"] >= 2
     assert res["max_dE_eV_atom"] < 1e-5
     assert res["max_dF_eV_A"] < 1e-4
@@ -191,7 +192,7 @@ def test_train_refusals(tiny):
 def test_nequip_templates_render_the_bundled_config():
     ctx = {"data_dir": "/d", "type_map": ["Li", "P", "S", "Cl"], "r_max": 5.0,
            "max_epochs": 60, "max_time": "00:00:18:00", "val_every": 2, "seed": 456}
-    neq = yaml.safe_load(render_deck(ctx, "train/nequip.yaml.j2").text)
+    neq = yaml.safe_load(render_template(ctx, "train/nequip.yaml.j2").text)
     assert neq["max_epochs"] == 60 and neq["max_time"] == "00:00:18:00"
     assert neq["chemical_symbols"] == ["Li", "P", "S", "Cl"] and neq["cutoff_radius"] == 5.0
     assert neq["data"]["train_file_path"] == "${data_dir}/train.extxyz"
@@ -199,13 +200,13 @@ def test_nequip_templates_render_the_bundled_config():
     assert model["_target_"] == "nequip.model.NequIPGNNModel" and model["seed"] == 456
     assert (model["num_layers"], model["l_max"], model["num_features"]) == (2, 1, 16)
     assert neq["trainer"]["check_val_every_n_epoch"] == 2
-    ale = yaml.safe_load(render_deck(dict(ctx, max_time=None), "train/allegro.yaml.j2").text)
+    ale = yaml.safe_load(render_template(dict(ctx, max_time=None), "train/allegro.yaml.j2").text)
     assert ale["max_time"] is None
     assert ale["training_module"]["model"]["_target_"] == "allegro.model.AllegroModel"
     assert ale["trainer"] == neq["trainer"] and ale["data"] == neq["data"]
-    args = render_deck({"name": "m", "seed": 1, "r_max": 5.0, "train_file": "a", "test_file": "b",
-                        "atomic_numbers": [3, 15, 16, 17], "epochs": 20, "eval_interval": 5},
-                       "train/mace.args.j2").text.split()
+    args = render_template({"name": "m", "seed": 1, "r_max": 5.0, "train_file": "a",
+                            "test_file": "b", "atomic_numbers": [3, 15, 16, 17], "epochs": 20,
+                            "eval_interval": 5}, "train/mace.args.j2").text.split()
     assert "--max_num_epochs=20" in args and "--num_channels=16" in args and "--ema" in args
 
 
@@ -224,7 +225,7 @@ def _evaluate(tmp: Path, extra: list[str]) -> tuple[dict, str]:
 def test_evaluate_lists_bundled_models_as_their_cards(tmp_path, monkeypatch):
     """Table 1 layout with dp-7net, mace-7net and nequip-7net on data/lpsc-7net (~40 s): each
     model's own inference reproduces the errors in its card."""
-    from lpsc_lmp.registry import load_card
+    from lpsc_lmp.models.registry import load_card
 
     monkeypatch.delenv("LPSC_LMP_POTENTIALS", raising=False)
     rec, output = _evaluate(tmp_path, [])

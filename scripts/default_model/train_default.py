@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from lpsc_lmp.registry import sha256_file
-from lpsc_lmp.train_deepmd import compress, evaluate_dp, train
+from lpsc_lmp.files import sha256_file
+from lpsc_lmp.models.derive import dp_compress
+from lpsc_lmp.training.deepmd import evaluate_dp, train
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "lpsc-7net"
@@ -44,7 +45,7 @@ def main() -> None:
     shutil.copy(res["frozen"], OUT / "frozen.pth")
     errors = {split: evaluate_dp(OUT / "frozen.pth", DATA / f"{split}.extxyz", TYPE_MAP)
               for split in ("train", "test")}
-    compress(OUT / "frozen.pth", OUT / "compressed.pth")
+    dp_compress(OUT / "frozen.pth", OUT / "compressed.pth")
     errors_c = evaluate_dp(OUT / "compressed.pth", DATA / "test.extxyz", TYPE_MAP)
     card = {
         "name": "dp-7net",

@@ -5,7 +5,7 @@
 #   1. .venv/{dp,mace,nequip} from the kit (scripts/device/setup.sh, ~1 min);
 #   2. the models' files for the GPU (NequIP: python-callback file and batch package compiled
 #      for cuda, 1-2 min each; DeePMD: its compressed model);
-#   3. batched vs per-structure evaluation on the GPU (python -m lpsc_lmp.batched check);
+#   3. batched vs per-structure evaluation on the GPU (python -m lpsc_lmp.md.route_checks batch-check);
 #   4. with ENSEMBLE=1: `lpsc-lmp ensemble` batched and ordinary on the GPU, D of each;
 #   5. (unless BENCH=0) bench/bench_batched.py --device cuda: aggregate trajectory-steps/s for batch sizes
 #      SIZES against (a) one process per seed, one at a time, and (b) PROCS processes sharing
@@ -34,8 +34,8 @@ IFS=, read -ra models <<< "$MODELS"
 check() {  # the model's files for DEVICE, then batched = per-structure there
   local m=$1 env
   .venv/dp/bin/lpsc-lmp models prepare "$m" --device "$DEVICE" || return 1
-  env=$(.venv/dp/bin/python -c "from lpsc_lmp.registry import load_card; print(load_card('$m').env)")
-  PYTHONPATH=src .venv/$env/bin/python -m lpsc_lmp.batched check "$m" --device "$DEVICE" \
+  env=$(.venv/dp/bin/python -c "from lpsc_lmp.models.registry import load_card; print(load_card('$m').env)")
+  PYTHONPATH=src .venv/$env/bin/python -m lpsc_lmp.md.route_checks batch-check "$m" --device "$DEVICE" \
     | tail -1 | tee "bench/results/check_${m}_$TAG.json"
 }
 for m in "${models[@]}"; do  # one model failing does not stop the others

@@ -28,8 +28,8 @@ from ase.io import read
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from lpsc_lmp.models_add import compile_nequip, export  # noqa: E402
-from lpsc_lmp.routes import load_calculator  # noqa: E402
+from lpsc_lmp.models.add import compile_nequip, export  # noqa: E402
+from lpsc_lmp.models.calculators import load_calculator  # noqa: E402
 
 DATA = ROOT / "data" / "lpsc-7net"
 

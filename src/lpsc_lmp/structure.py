@@ -20,7 +20,6 @@ Lengths in Angstrom throughout.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,9 @@ import numpy as np
 from ase import Atoms
 from ase.spacegroup import crystal
 from scipy.special import erfc
+
+from .errors import StructureError
+from .files import sha256_file, write_atomic
 
 #: Lattice parameter of Deiseroth et al. 2008 (A).
 A_EXPERIMENT = 9.859
@@ -40,10 +42,6 @@ FORMAL_CHARGES = {"Li": 1, "P": 5, "S": -2, "Cl": -1}
 DEFAULT_TYPE_MAP = ("Li", "P", "S", "Cl")
 #: Smallest interatomic distance accepted for a starting structure (A).
 MIN_DISTANCE_A = 1.5
-
-
-class StructureError(ValueError):
-    """A structure that must not be simulated; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -239,9 +237,7 @@ def write_lammps_data(atoms: Atoms, path: str | Path, type_map: list[str] | tupl
     if extra:
         raise StructureError(f"structure has {extra}, absent from the model's type map "
                              f"{list(type_map)}; use a model trained on these elements")
-    p = Path(path)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    write(tmp, sort_atoms(atoms, type_map), format="lammps-data", specorder=list(type_map),
-          masses=True, atom_style="atomic", units="metal")
-    tmp.replace(p)
-    return hashlib.sha256(p.read_bytes()).hexdigest()
+    p = write_atomic(path, lambda tmp: write(tmp, sort_atoms(atoms, type_map),
+                                             format="lammps-data", specorder=list(type_map),
+                                             masses=True, atom_style="atomic", units="metal"))
+    return sha256_file(p)

@@ -1,0 +1,5 @@
+"""``python -m lpsc_lmp.cli``: the ``lpsc-lmp`` command."""
+
+from .main import main
+
+main()
