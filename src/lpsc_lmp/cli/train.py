@@ -33,6 +33,16 @@ data_root_option = click.option(
                    "nequip/allegro with no --epochs). MACE is stopped and its model written "
                    "from the last checkpoint.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Training seed.")
+@click.option("--seeds", type=int, default=1, show_default=True,
+              help="A committee of this many models that differ only in their training seed "
+                   "(NAME with --seed, NAME-seed<k> with the next seeds).")
+@click.option("--init-from", default=None, metavar="MODEL",
+              help="Start from this registered model of the same architecture (transfer "
+                   "learning: DeePMD-kit fine-tuning, MACE --foundation_model, NequIP/Allegro "
+                   "ModelFromPackage).")
+@click.option("--stage-two", is_flag=True,
+              help="MACE: add MACE's second training stage (higher energy weight) and keep it "
+                   "where it lowers the test energy error.")
 @click.option("--rcut", type=float, default=None,
               help="Cutoff (A; default 6 for deepmd, 5 for the others).")
 @click.option("--templates", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -41,19 +51,24 @@ data_root_option = click.option(
 @data_root_option
 @click.option("--force", is_flag=True, help="Replace an existing model of this name.")
 def train(arch: str, dataset: str, name: str, reference: str, reference_method: str | None,
-          steps: int, epochs: int | None, max_minutes: float | None, seed: int,
-          rcut: float | None, templates: Path | None, data_root: Path | None,
-          force: bool) -> None:
+          steps: int, epochs: int | None, max_minutes: float | None, seed: int, seeds: int,
+          init_from: str | None, stage_two: bool, rcut: float | None, templates: Path | None,
+          data_root: Path | None, force: bool) -> None:
     """Train a model on a split dataset and register it in potentials/.
 
-    Example: lpsc-lmp train --arch deepmd --dataset my-pbe --name dp-pbe --reference PBE
+    \b
+    Examples:
+      lpsc-lmp train --arch deepmd --dataset my-pbe --name dp-pbe --reference PBE --seeds 4
+      lpsc-lmp train --arch deepmd --dataset my-hse --name dp-hse --reference HSE06 \
+          --init-from dp-pbe --steps 4000
     """
     from ..training.train import train_model
 
     try:
         train_model(arch, dataset, name, reference, steps, templates, force, data_root, seed,
                     rcut, reference_method, echo=click.echo, epochs=epochs,
-                    max_minutes=max_minutes)
+                    max_minutes=max_minutes, init_from=init_from, seeds=seeds,
+                    stage_two=stage_two)
     except KeyboardInterrupt:
         raise TrainingError("interrupted; no model was registered") from None
 

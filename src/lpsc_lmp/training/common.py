@@ -81,9 +81,22 @@ def dataset_provenance(ds_dir: Path, record: dict[str, Any] | None) -> dict[str,
             sampling += f"; random split seed {sp['seed']}, {sp['n_test']} test frames"
     else:
         sampling = f"see {relative_to_project(ds_dir)}"
-    return {"dataset": f"{relative_to_project(ds_dir)} (train.extxyz, test.extxyz)",
-            "dataset_sha256": {s: sha256_file(ds_dir / f"{s}.extxyz") for s in SPLITS},
-            "sampling": sampling}
+    out = {"dataset": f"{relative_to_project(ds_dir)} (train.extxyz, test.extxyz)",
+           "dataset_sha256": {s: sha256_file(ds_dir / f"{s}.extxyz") for s in SPLITS},
+           "sampling": sampling}
+    label = ds_dir / "label.json"
+    if label.is_file():  # labels from a universal potential (lpsc-lmp data label)
+        rec = json.loads(label.read_text())
+        out["sampling"] = f"the frames of data/{rec['source_dataset']} ({rec['split']})"
+        out["labelling"] = {k: rec[k] for k in ("labeller", "modal", "functional", "versions")}
+    return out
+
+
+def functional_of(ds_dir: Path, reference: str) -> str:
+    """The functional a dataset's labels stand for: the labeller's (``data label``), else the
+    ``--reference`` given."""
+    label = ds_dir / "label.json"
+    return json.loads(label.read_text())["functional"] if label.is_file() else reference
 
 
 def carry_over(card: dict[str, Any], old_card: Path, echo: Echo) -> None:

@@ -27,7 +27,7 @@ from ase.io import read
 from ..errors import DatasetError, InputError, TrainingError
 from ..files import sha256_file
 from ..models.derive import dp_compress, tool_command
-from ..models.registry import CARD, publish_model_dir
+from ..models.registry import CARD, load_card_at, publish_model_dir
 from ..paths import relative_to_project
 from ..structure import DEFAULT_TYPE_MAP
 from ..templating import render_template
@@ -36,6 +36,7 @@ from .common import (
     carry_over,
     dataset_provenance,
     dataset_type_map,
+    functional_of,
     read_splits,
     registered_line,
     rounded_errors,
@@ -45,6 +46,8 @@ from .common import (
 #: se_e2_a neighbour selection of the bundled model (Li, P, S, Cl within 6 A)
 DEFAULT_SEL = (48, 12, 36, 12)
 RCUT_A = 6.0
+#: The training checkpoint kept in the model folder (what ``--init-from`` fine-tunes).
+CHECKPOINT = "checkpoint.pt"
 DESCRIPTOR = ("se_e2_a, rcut {rcut} A (smooth from 0.5 A), embedding [16, 32, 64], "
               "fitting [64, 64, 64]")
 
@@ -115,9 +118,12 @@ def choose_sel(train_file: Path, type_map: list[str], rcut: float) -> list[int]:
 
 
 def train(dataset: Path, workdir: Path, type_map: list[str], steps: int, rcut_A: float = 6.0,
-          sel: list[int] | None = None, seed: int = 1, templates: Path | None = None
-          ) -> dict[str, Any]:
-    """Train and freeze; return paths and timings. ``dataset`` holds {train,test}.extxyz."""
+          sel: list[int] | None = None, seed: int = 1, templates: Path | None = None,
+          init: tuple[str, Path] | None = None) -> dict[str, Any]:
+    """Train and freeze; return paths and timings. ``dataset`` holds {train,test}.extxyz.
+    ``init``: ``("finetune", checkpoint)`` (DeePMD-kit's fine-tuning: the pretrained model's
+    network, its energy bias re-fitted to the new data) or ``("init-frz-model", frozen.pth)``
+    (weights initialised from a frozen model)."""
     workdir, dataset = workdir.resolve(), dataset.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     n_train = to_deepmd_npy(dataset / "train.extxyz", workdir / "train", type_map)
@@ -129,26 +135,74 @@ def train(dataset: Path, workdir: Path, type_map: list[str], steps: int, rcut_A:
     deck = render_template(ctx, "train/deepmd.json.j2", templates)
     (workdir / "input.json").write_text(deck.text)
     json.loads(deck.text)  # the rendered input must be valid JSON
+    extra = []
+    if init is not None:
+        extra = [f"--{init[0]}", str(init[1])] + (["--use-pretrain-script"]
+                                                 if init[0] == "finetune" else [])
     t0 = time.perf_counter()
-    dp_run(["--pt", "train", "input.json"], workdir)
+    dp_run(["--pt", "train", "input.json", *extra], workdir)
     train_s = time.perf_counter() - t0
     dp_run(["--pt", "freeze", "-o", "frozen.pth"], workdir)
-    return {"frozen": workdir / "frozen.pth", "train_frames": n_train, "test_frames": n_test,
-            "train_seconds": round(train_s, 1), "input": deck.text, "steps": steps}
+    return {"frozen": workdir / "frozen.pth", "checkpoint": (workdir / "model.ckpt.pt").resolve(),
+            "train_frames": n_train, "test_frames": n_test,
+            "train_seconds": round(train_s, 1), "input": deck.text, "steps": steps,
+            "seed": seed}
+
+
+def keep_weights(checkpoint: Path, out: Path) -> None:
+    """The model weights of a DeePMD-kit PyTorch checkpoint, without its optimizer state (a
+    third of the size; enough to fine-tune from)."""
+    import torch
+
+    state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "optimizer"}, str(out))
+
+
+def init_source(init_from: str, type_map: list[str]) -> tuple[str, Path, dict[str, Any]]:
+    """How a DeePMD-kit training starts from registered model ``init_from`` (a name or a
+    model folder): its checkpoint (``files.checkpoint``) through DeePMD-kit's fine-tuning, else
+    its frozen model through ``--init-frz-model``. Also the card's ``training.init_from``."""
+    card = load_card_at(init_from, route="deepmd")
+    if card.architecture != "deepmd":
+        raise InputError(f"--init-from {init_from} is a {card.architecture} model; a DeePMD-kit "
+                         "training starts from a deepmd model")
+    if list(card.type_map) != list(type_map):
+        raise InputError(f"--init-from {init_from} has type map {list(card.type_map)}, the "
+                         f"dataset {type_map}; they must be equal")
+    ckpt = card.files.get("checkpoint")
+    if ckpt and (card.directory / ckpt).is_file():
+        how, path = "finetune", card.directory / ckpt
+    else:
+        how, path = "init-frz-model", card.directory / card.files["frozen"]
+    return how, path, {"model": card.name, "file": path.name, "sha256": sha256_file(path),
+                       "method": f"dp --pt train --{how} (DeePMD-kit "
+                                 + ("fine-tuning" if how == "finetune" else
+                                    "initialisation from the frozen model") + ")",
+                       "cutoff_A": card.cutoff_A}
 
 
 def train_deepmd(dataset: str, name: str, reference: str, steps: int = 20000,
                  templates: Path | None = None, force: bool = False, root: Path | None = None,
                  seed: int = 1, rcut: float | None = None, reference_method: str | None = None,
-                 echo: Echo = print) -> Path:
+                 echo: Echo = print, init_from: str | None = None,
+                 extra_card: dict[str, Any] | None = None) -> Path:
     """Train a DeePMD-kit model on ``<root>/<dataset>/{train,test}.extxyz`` for ``steps``
-    steps; register it as ``potentials/<name>``. Returns the model folder."""
-    rcut = RCUT_A if rcut is None else rcut
+    steps (from registered model ``init_from`` when given: transfer learning); register it as
+    ``potentials/<name>``. Returns the model folder."""
     if steps < 1:
         raise InputError(f"--steps {steps} must be >= 1")
     ds_dir, pot, out = training_target(dataset, root, name, force)
     type_map, record = dataset_type_map(dataset, root)
     read_splits(ds_dir, type_map)
+    init = None
+    if init_from:
+        how, path, init_card = init_source(init_from, type_map)
+        init = (how, path)
+        if rcut is not None and rcut != init_card["cutoff_A"]:
+            raise InputError(f"--rcut {rcut:g} differs from the cutoff of --init-from "
+                             f"{init_from} ({init_card['cutoff_A']:g} A); drop --rcut")
+        rcut = init_card.pop("cutoff_A")
+    rcut = RCUT_A if rcut is None else rcut
     sel = choose_sel(ds_dir / "train.extxyz", type_map, rcut)
     pot.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".staging", dir=pot))
@@ -158,13 +212,15 @@ def train_deepmd(dataset: str, name: str, reference: str, steps: int = 20000,
              f"sel {sel}, rcut {rcut} A); dp output follows")
         try:
             res = train(ds_dir, work, type_map, steps=steps, rcut_A=rcut, sel=sel, seed=seed,
-                        templates=templates)
+                        templates=templates, init=init)
         except ValueError as exc:
             raise DatasetError(f"{exc}; DeePMD training here needs one composition per "
                                "dataset") from None
         model = stage / "model"
         model.mkdir()
         shutil.copy(res["frozen"], model / "frozen.pth")
+        if res["checkpoint"].is_file():  # what --init-from fine-tunes
+            keep_weights(res["checkpoint"], model / CHECKPOINT)
         echo("evaluating the frozen model ...")
         errors = {s: evaluate_dp(model / "frozen.pth", ds_dir / f"{s}.extxyz", type_map)
                   for s in ("train", "test")}
@@ -176,6 +232,10 @@ def train_deepmd(dataset: str, name: str, reference: str, steps: int = 20000,
         (model / "training_input.json").write_text(res["input"])
         card = deepmd_card(name, reference, reference_method, type_map, rcut, model, res,
                            ds_dir, dataset, record, errors, errors_c, steps)
+        if init is not None:
+            card["training"]["init_from"] = init_card
+            card["regenerate"] += f" --init-from {init_card['model']}"
+        card.update(extra_card or {})
         if out.exists() and reference_method is None:
             carry_over(card, out / CARD, echo)
         (model / CARD).write_text(yaml.safe_dump(card, sort_keys=False))
@@ -197,13 +257,15 @@ def deepmd_card(name: str, reference: str, reference_method: str | None,
         "name": name,
         "architecture": "deepmd",
         "reference": reference,
+        "functional": functional_of(ds_dir, reference),
         "reference_method": (reference_method
                              or f"{reference} labels of {relative_to_project(ds_dir)}"),
         "type_map": type_map,
         "cutoff_A": float(rcut),
         "route": ["deepmd", "python-callback"],
         "env": "dp",
-        "files": {"frozen": "frozen.pth", "deploy": "compressed.pth"},
+        "files": {"frozen": "frozen.pth", "deploy": "compressed.pth",
+                  **({"checkpoint": CHECKPOINT} if (model / CHECKPOINT).is_file() else {})},
         "derive": {"compressed.pth": {"from": "frozen.pth", "tool": "dp-compress"}},
         "frozen_sha256": sha256_file(model / "frozen.pth"),
         "descriptor": DESCRIPTOR.format(rcut=rcut),
@@ -217,15 +279,15 @@ def deepmd_card(name: str, reference: str, reference_method: str | None,
             "dataset_sha256": prov["dataset_sha256"],
             "frames": {"train": res["train_frames"], "test": res["test_frames"]},
             "sampling": prov["sampling"],
-            "labelling": {"reference": reference,
-                          **({"import": f"{relative_to_project(ds_dir)}/import.json"}
-                             if record else {})},
+            "labelling": prov.get("labelling") or {
+                "reference": reference,
+                **({"import": f"{relative_to_project(ds_dir)}/import.json"} if record else {})},
         },
         "errors": {"train": rounded_errors(errors["train"]),
                    "test": rounded_errors(errors["test"]),
                    "test_compressed": rounded_errors(errors_c)},
         "regenerate": (f"lpsc-lmp train --arch deepmd --dataset {dataset} --name {name} "
-                       f"--reference {reference} --steps {steps} --force"),
+                       f"--reference {reference} --steps {steps} --seed {res['seed']} --force"),
     }
 
 

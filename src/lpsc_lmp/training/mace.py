@@ -92,10 +92,12 @@ def finish_from_checkpoint(args: list[str], exe: Path, work: Path, env: dict[str
 
 def train_mace(ds_dir: Path, work: Path, model: Path, type_map: list[str], r_max: float,
                epochs: int | None, max_minutes: float | None, seed: int,
-               templates: Path | None, exe: Path, env: dict[str, str], echo: Echo
-               ) -> dict[str, Any]:
-    """Run ``mace_run_train`` in ``work``; return the trained ``.model`` file (``source``) and
-    the card's ``training`` fields of this architecture."""
+               templates: Path | None, exe: Path, env: dict[str, str], echo: Echo,
+               init_from: Path | None = None, stage_two: bool = False) -> dict[str, Any]:
+    """Run ``mace_run_train`` in ``work``; return the trained ``.model`` file (``source``),
+    the card's ``training`` fields of this architecture and, with ``stage_two``, the
+    second-stage model (``alternatives``). ``init_from``: a MACE ``.model`` to fine-tune
+    (``--foundation_model``)."""
     log = model / "train.log"
     mace_data(ds_dir, work / "data")
     n_epochs = epochs or UNLIMITED_EPOCHS
@@ -103,7 +105,10 @@ def train_mace(ds_dir: Path, work: Path, model: Path, type_map: list[str], r_max
            "train_file": str(work / "data" / "train.extxyz"),
            "test_file": str(work / "data" / "test.extxyz"),
            "atomic_numbers": sorted(atomic_numbers[s] for s in type_map),
-           "epochs": n_epochs, "eval_interval": max(1, min(5, n_epochs))}
+           # stage two saves its model only from an evaluation after it starts: every epoch
+           "epochs": n_epochs, "eval_interval": 1 if stage_two else max(1, min(5, n_epochs)),
+           "stage_two": stage_two, "start_stage_two": max(1, n_epochs * 3 // 4),
+           "init_from": str(init_from) if init_from else None}
     text = render_template(ctx, TEMPLATE, templates).text
     (model / "training_args.txt").write_text(text)
     args = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -119,4 +124,11 @@ def train_mace(ds_dir: Path, work: Path, model: Path, type_map: list[str], r_max
     src = work / "model.model"
     if not src.is_file():
         raise TrainingError(f"mace_run_train wrote no {src.name}; see {log}")
-    return {"source": src, "training": how}
+    out: dict[str, Any] = {"source": src, "training": how}
+    if stage_two:
+        how["stage_two"] = (f"from epoch {ctx['start_stage_two']}: energy weight 1000, forces "
+                            "weight 100, learning rate 1e-3 (mace_run_train --stage_two)")
+        second = work / "model_stagetwo.model"
+        if second.is_file():
+            out["alternatives"] = {"stage two": second}
+    return out

@@ -39,14 +39,17 @@ def max_time(minutes: float) -> str:
 def train_nequip(arch: str, name: str, ds_dir: Path, work: Path, model: Path,
                  type_map: list[str], r_max: float, epochs: int | None,
                  max_minutes: float | None, seed: int, templates: Path | None, exe: Path,
-                 env: dict[str, str], echo: Echo) -> dict[str, Any]:
+                 env: dict[str, str], echo: Echo, init_from: Path | None = None
+                 ) -> dict[str, Any]:
     """Run ``nequip-train`` for ``arch`` (nequip or allegro) in ``work``; return the packaged
-    model (``source``, in ``model``) and the card's ``training`` fields of this architecture."""
+    model (``source``, in ``model``) and the card's ``training`` fields of this architecture.
+    ``init_from``: a NequIP-framework package to fine-tune."""
     log = model / "train.log"
     ctx = {"data_dir": str(ds_dir), "type_map": type_map, "r_max": r_max,
            "max_epochs": epochs if epochs else -1,
            "max_time": max_time(max_minutes) if max_minutes else None,
-           "val_every": max(1, min(2, epochs or 2)), "seed": seed}
+           "val_every": max(1, min(2, epochs or 2)), "seed": seed,
+           "init_package": str(init_from) if init_from else None}
     text = render_template(ctx, TEMPLATE[arch], templates).text
     yaml.safe_load(text)  # the rendered config must be valid YAML
     (work / "config.yaml").write_text(text)
@@ -63,7 +66,7 @@ def train_nequip(arch: str, name: str, ds_dir: Path, work: Path, model: Path,
         shutil.copy(m, model / "metrics.csv")
     fixed = work / "fixed.ckpt"
     info = run_in_env("nequip", "lpsc_lmp.training.ema_fix", [str(ckpt), str(fixed)])
-    if info["arch"] != arch:
+    if info["arch"] != arch and init_from is None:  # (a fine-tuned model names its package)
         raise TrainingError(f"{ckpt.name} is a {info['arch']} checkpoint, not {arch}; check "
                             f"templates/{TEMPLATE[arch]}")
     echo(f"{ckpt.name}: EMA weights {'repaired' if info['ema_tensors_copied'] else 'ok'}"
