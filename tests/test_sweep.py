@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ import pytest
 
 from lpsc_lmp.devices import resolve_gpus
 from lpsc_lmp.paths import templates_dir
-from lpsc_lmp.rundir import seed_state
+from lpsc_lmp.rundir import seed_dir, seed_state
 from lpsc_lmp.runs.local import plan_slots
 from lpsc_lmp.runs.plan import plan_seeds
 from lpsc_lmp.runs.progress import Progress
@@ -199,7 +200,9 @@ def test_killed_worker_seed_is_rerun_and_corrupt_result_redone(fake):
 
 
 def test_second_sweep_on_same_directory_is_refused(fake):
-    cmd = base_cmd(fake, "--workers", "1", "--time", "200")
+    """A second run on a directory in use stops at once, in one line; SIGTERM stops the first
+    with the resume hint, keeping what finished."""
+    cmd = base_cmd(fake, "--workers", "1", "--time", "5000")
     cmd[cmd.index("--models") + 1] = "zero-a"
     cmd[cmd.index("--temps") + 1] = "700"
     i = cmd.index("--fit-window")
@@ -217,9 +220,12 @@ def test_second_sweep_on_same_directory_is_refused(fake):
     # status shows it running meanwhile
     st = subprocess.run([*LPSC, "status", str(edir)], capture_output=True, text=True)
     assert "(running)" in st.stdout
+    first.send_signal(signal.SIGTERM)
     out, _ = first.communicate(timeout=300)
-    assert first.returncode == 0
-    assert all(manifest(edir, s)["status"] == "done" for s in (1, 2, 3))
+    assert first.returncode == 130
+    assert "rerun the same command to resume" in out
+    assert not list(edir.rglob("*.tmp")) and not list((edir / "jobs").iterdir())
+    assert all(seed_state(seed_dir(edir, s)) in ("done", "todo") for s in (1, 2, 3))
 
 
 def test_progress_line_tty_and_plain():

@@ -95,14 +95,16 @@ def test_card_layout(trained):
     assert card["dataset"] == "tiny" and card["reference"] == "PBE"
     assert card["architecture"] == "deepmd" and card["env"] == "dp"
     assert card["route"] == ["deepmd", "python-callback"]
-    assert card["files"] == {"frozen": "frozen.pth", "deploy": "compressed.pth"}
+    assert card["files"] == {"frozen": "frozen.pth", "deploy": "compressed.pth",
+                             "checkpoint": "checkpoint.pt"}
     assert card["type_map"] == ["Li", "P", "S", "Cl"] and card["cutoff_A"] == 6.0
     assert card["training"]["frames"] == {"train": 16, "test": 4}
     assert card["training"]["steps"] == 50
     for split in ("train", "test", "test_compressed"):
         e = card["errors"][split]
         assert np.isfinite(e["energy_rmse_meV_atom"]) and np.isfinite(e["force_rmse_eV_A"])
-    for f in ("frozen.pth", "compressed.pth", "training_input.json", "lcurve.out"):
+    for f in ("frozen.pth", "compressed.pth", "checkpoint.pt", "training_input.json",
+              "lcurve.out"):
         assert (trained["model"] / f).is_file()
     assert json.loads((trained["model"] / "training_input.json").read_text())[
         "training"]["numb_steps"] == 50

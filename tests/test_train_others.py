@@ -9,6 +9,7 @@ Allegro spend most of their ~2 min in ``nequip-compile`` (AOTInductor), hence ``
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -110,38 +111,76 @@ def test_train_mace_registers_a_model_lammps_runs(tiny):
     _check_lammps_route(res["name"], "mace")
 
 
+class _LimitStrikes:
+    """Stands in for the training's time-limit timer (threading.Timer): instead of after a
+    wall time, the limit "strikes" when ``ready()`` says so, so the test does not depend on
+    how fast the machine trains."""
+
+    def __init__(self, ready):
+        self.ready = ready
+
+    def __call__(self, interval, function):
+        outer = self
+
+        class Timer(threading.Thread):
+            daemon = True
+
+            def __init__(self):
+                super().__init__()
+                self.cancelled = threading.Event()
+
+            def run(self):
+                while not self.cancelled.is_set():
+                    if outer.ready():
+                        function()
+                        return
+                    time.sleep(0.2)
+
+            def cancel(self):
+                self.cancelled.set()
+
+        return Timer()
+
+
+def _checkpoints(pot: Path) -> list[Path]:
+    return list(pot.glob(".*.staging/work/checkpoints/*_epoch-*.pt"))
+
+
 @_needs_env("mace")
-def test_train_mace_time_limit_writes_model_from_last_checkpoint(tiny):
+def test_train_mace_time_limit_writes_model_from_last_checkpoint(tiny, monkeypatch):
     """--max-minutes for MACE: mace_run_train is stopped at the limit and MACE itself writes the
-    model from the newest checkpoint (--restart_latest, no further epoch)."""
+    model from the newest checkpoint (--restart_latest, no further epoch). The limit strikes
+    once the first checkpoint exists, whatever the machine's speed."""
+    from lpsc_lmp.training import common
+
+    monkeypatch.setattr(common.threading, "Timer",
+                        _LimitStrikes(lambda: bool(_checkpoints(tiny["pot"]))))
     name = "tiny-mace-timed"
-    t0 = time.perf_counter()
     r = CliRunner().invoke(main, ["train", "--arch", "mace", "--dataset", "tiny", "--name", name,
-                                  "--reference", "7net", "--max-minutes", "0.5",
+                                  "--reference", "7net", "--max-minutes", "60",
                                   "--data-root", str(tiny["data"])])
     assert r.exit_code == 0, r.output[-3000:]
-    assert time.perf_counter() - t0 < 30 + 150  # the limit plus evaluation and export
     card = yaml.safe_load((tiny["pot"] / name / "card.yaml").read_text())
     stopped = card["training"]["stopped"]
     epoch = int(stopped.split("epoch ")[1].split()[0])
-    assert epoch % 5 == 0 and epoch >= 5  # checkpoints come at validation epochs
-    assert card["training"]["max_minutes"] == 0.5 and card["training"]["epochs"] is None
+    assert epoch % 5 == 0  # checkpoints come at validation epochs
+    assert card["training"]["max_minutes"] == 60 and card["training"]["epochs"] is None
     log = (tiny["pot"] / name / "train.log").read_text()
-    assert "--restart_latest" in log
-    # trained, not the initial model: MACE's own first validation against the card's test RMSE
-    initial = float(log.split("Initial:")[1].split("RMSE_F=")[1].split()[0]) / 1000
-    assert card["errors"]["test"]["force_rmse_eV_A"] < 0.8 * initial, (initial, card["errors"])
+    assert "--restart_latest" in log and "stopped after the time limit" in log
     # the model is that checkpoint: MACE's validation (= test split) at that epoch, as logged
     logged = float(log.split(f"Epoch {epoch}:")[1].split("RMSE_F=")[1].split()[0]) / 1000
     assert card["errors"]["test"]["force_rmse_eV_A"] == pytest.approx(logged, abs=2e-4)
-    assert "--max-minutes 0.5" in card["regenerate"]
+    assert "--max-minutes 60" in card["regenerate"]
 
 
 @_needs_env("mace")
-def test_train_mace_time_limit_before_any_checkpoint_fails_cleanly(tiny):
+def test_train_mace_time_limit_before_any_checkpoint_fails_cleanly(tiny, monkeypatch):
+    from lpsc_lmp.training import common
+
+    monkeypatch.setattr(common.threading, "Timer", _LimitStrikes(lambda: True))  # at once
     r = CliRunner().invoke(main, ["train", "--arch", "mace", "--dataset", "tiny", "--name",
                                   "tiny-mace-none", "--reference", "7net", "--max-minutes",
-                                  "0.02", "--data-root", str(tiny["data"])])
+                                  "60", "--data-root", str(tiny["data"])])
     assert r.exit_code == 1 and "saved no checkpoint" in r.output.strip().splitlines()[-1]
     assert "--max-minutes" in r.output.strip().splitlines()[-1]
     assert not (tiny["pot"] / "tiny-mace-none").exists()
@@ -200,6 +239,13 @@ def test_nequip_templates_render_the_bundled_config():
     assert model["_target_"] == "nequip.model.NequIPGNNModel" and model["seed"] == 456
     assert (model["num_layers"], model["l_max"], model["num_features"]) == (2, 1, 16)
     assert neq["trainer"]["check_val_every_n_epoch"] == 2
+    tuned = yaml.safe_load(render_template(dict(ctx, init_package="/p/m.nequip.zip"),
+                                           "train/allegro.yaml.j2").text)
+    model = tuned["training_module"]["model"]  # fine-tuning replaces the model block
+    assert model["_target_"] == "nequip.model.modify"
+    assert model["model"] == {"_target_": "nequip.model.ModelFromPackage",
+                              "package_path": "/p/m.nequip.zip"}
+    assert model["modifiers"][0]["modifier"] == "modify_PerTypeScaleShift"
     ale = yaml.safe_load(render_template(dict(ctx, max_time=None), "train/allegro.yaml.j2").text)
     assert ale["max_time"] is None
     assert ale["training_module"]["model"]["_target_"] == "allegro.model.AllegroModel"
@@ -208,6 +254,12 @@ def test_nequip_templates_render_the_bundled_config():
                             "test_file": "b", "atomic_numbers": [3, 15, 16, 17], "epochs": 20,
                             "eval_interval": 5}, "train/mace.args.j2").text.split()
     assert "--max_num_epochs=20" in args and "--num_channels=16" in args and "--ema" in args
+    two = render_template({"name": "m", "seed": 1, "r_max": 5.0, "train_file": "a",
+                           "test_file": "b", "atomic_numbers": [3, 15, 16, 17], "epochs": 20,
+                           "eval_interval": 1, "stage_two": True, "start_stage_two": 15,
+                           "init_from": "/p/f.model"}, "train/mace.args.j2").text.split()
+    assert {"--stage_two", "--start_stage_two=15", "--stage_two_energy_weight=1000",
+            "--foundation_model=/p/f.model", "--multiheads_finetuning=False"} <= set(two)
 
 
 def _evaluate(tmp: Path, extra: list[str]) -> tuple[dict, str]:

@@ -106,6 +106,30 @@ def read_ensemble_info(ensemble_dir: Path) -> dict[str, Any]:
     return meta
 
 
+#: What made seeds comparable before fingerprints (runs of older versions), in ensemble.json and
+#: in each manifest.
+LEGACY_PHYSICS_KEYS = ("model", "route", "model_sha256", "temperature_K", "time_ps",
+                       "timestep_fs", "supercell", "structure_sha256", "thermostat", "tdamp_fs",
+                       "msd_every_steps", "pos_every_steps", "template_sha256")
+
+
+def manifest_mismatch(info: dict[str, Any], manifest: dict[str, Any]) -> str | None:
+    """Why a seed's manifest does not belong to the ensemble of ``info`` (ensemble.json),
+    None when it does: other physics fingerprint, or for runs made before fingerprints, other
+    settings. A failed manifest recorded by the orchestrator carries no physics and never
+    mismatches (the seed is rerun with the ensemble's settings)."""
+    fp = (info.get("fingerprint") or {}).get("sha256")
+    if fp and manifest.get("fingerprint"):
+        if manifest["fingerprint"] != fp:
+            return "run with other physics (fingerprint differs from ensemble.json)"
+        return None
+    keys = [k for k in LEGACY_PHYSICS_KEYS if k in manifest and k in info]
+    diff = [k for k in keys if manifest[k] != info[k]]
+    if diff:
+        return f"run with other settings ({', '.join(diff[:3])} differ from ensemble.json)"
+    return None
+
+
 def batch_share(manifest: dict[str, Any]) -> int:
     """Seeds that share a seed manifest's ``wall_s``: its lock-step batch (``batch_size``, each
     seed of a batch records the whole batch's wall time), else 1."""

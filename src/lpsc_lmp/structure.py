@@ -80,7 +80,7 @@ def _mic_vectors(pos: np.ndarray, a: float) -> np.ndarray:
     return d - a * np.round(d / a)
 
 
-def _doublets(sites: np.ndarray, a: float) -> np.ndarray:
+def doublet_pairs(sites: np.ndarray, a: float) -> np.ndarray:
     """Pairs (24, 2) of 48h site indices that are each other's nearest neighbour."""
     r = np.linalg.norm(_mic_vectors(sites, a), axis=-1)
     np.fill_diagonal(r, np.inf)
@@ -108,7 +108,7 @@ def _coulomb_matrix(sites: np.ndarray, a: float, alpha: float = 0.3,
 def choose_li_sites(a: float = A_EXPERIMENT, n_starts: int = 64, seed: int = 0) -> np.ndarray:
     """Indices (24,) into :func:`li_48h_sites` of the lowest-energy one-per-doublet ordering."""
     sites = li_48h_sites(a)
-    pairs = _doublets(sites, a)
+    pairs = doublet_pairs(sites, a)
     coul = _coulomb_matrix(sites, a)
     rng = np.random.default_rng(seed)
 

@@ -16,10 +16,11 @@ from typing import Any
 from ..errors import AnalysisError
 from ..protocol import default_window
 from .arrhenius import ArrheniusFit, fit_arrhenius
-from .compare import DeltaResult, delta_nn, delta_xc, load_cards
+from .compare import DeltaResult, committee_spread, delta_nn, delta_xc, load_cards
 from .conductivity import nernst_einstein_mScm
-from .diffusion import DiffusionResult, fit_ensemble
+from .diffusion import DiffusionResult
 from .ensemble_data import EnsembleData, find_ensembles, read_ensemble
+from .estimators import check_estimator, estimate
 
 
 def window_for(data: EnsembleData, window: tuple[float, float] | None) -> tuple[float, float]:
@@ -35,13 +36,16 @@ def window_for(data: EnsembleData, window: tuple[float, float] | None) -> tuple[
 
 def fit_run(
     path: Path, n_boot: int = 1000, window: tuple[float, float] | None = None,
-    load_positions: bool = False,
+    load_positions: bool = False, estimator: str = "paper",
 ) -> tuple[EnsembleData, DiffusionResult]:
-    """Read an ensemble and fit D over its window (:func:`window_for`) with the paper's
-    estimator (seed-mean MSD from t = 0)."""
-    data = read_ensemble(path, load_positions=load_positions)
-    res = fit_ensemble(data.t_msd, data.msd_total, window_for(data, window), n_boot=n_boot)
-    return data, res
+    """Read an ensemble and fit D with ``estimator`` (:mod:`lpsc_lmp.analysis.estimators`):
+    the paper's over the ensemble's window (:func:`window_for`), or the multi-origin one over
+    its own lag window (``window`` overrides either)."""
+    check_estimator(estimator)
+    data = read_ensemble(path, load_positions=load_positions or estimator != "paper")
+    est = estimate(data, estimator, window, n_boot=n_boot,
+                   paper_window=window_for(data, window))
+    return data, est.result
 
 
 def left_out_of_fit(rows: list[tuple[float, DiffusionResult, EnsembleData]]) -> dict[float, str]:
@@ -56,16 +60,17 @@ def left_out_of_fit(rows: list[tuple[float, DiffusionResult, EnsembleData]]) -> 
 
 
 def model_arrhenius(
-    runs: Path, model: str, tag: str | None = None, n_boot: int = 1000
+    runs: Path, model: str, tag: str | None = None, n_boot: int = 1000,
+    estimator: str = "paper",
 ) -> tuple[list[tuple[float, DiffusionResult, EnsembleData]], ArrheniusFit | None]:
-    """D at every temperature of ``model`` under ``runs`` and the Arrhenius fit of those that
-    can be used (None with fewer than two)."""
+    """D at every temperature of ``model`` under ``runs`` (by ``estimator``) and the Arrhenius
+    fit of those that can be used (None with fewer than two)."""
     ens = find_ensembles(runs, model, tag)
     if not ens:
         raise AnalysisError(f"no ensembles under {runs / model}/T*K; check --runs and --model")
     rows = []
     for T, path in ens:
-        data, res = fit_run(path, n_boot)
+        data, res = fit_run(path, n_boot, estimator=estimator)
         rows.append((T, res, data))
     left_out = left_out_of_fit(rows)
     usable = [(T, r) for T, r, _ in rows if T not in left_out]
@@ -105,19 +110,21 @@ def models_at(runs: Path, T: float, tag: str | None = None) -> dict[str, Path]:
 
 
 def compare_at(runs: Path, potentials: Path, T: float, tag: str | None = None,
-               n_boot: int = 1000) -> tuple[dict[str, tuple[float, float]],
-                                            dict[str, DeltaResult], dict[str, DeltaResult]]:
-    """D (value, 1 sigma) of every model at ``T`` and the functional (Delta_XC) and
-    architecture (Delta_NN) effects between them."""
+               n_boot: int = 1000, estimator: str = "paper"
+               ) -> tuple[dict[str, tuple[float, float]], dict[str, DeltaResult],
+                          dict[str, DeltaResult], dict[str, DeltaResult]]:
+    """D (value, 1 sigma) of every model at ``T``, the functional (Delta_XC) and architecture
+    (Delta_NN) effects between them, and the spread of each committee (training seeds)."""
     models = models_at(runs, T, tag)
     if not models:
         raise AnalysisError(f"no ensembles at T = {T:g} K under {runs}; check --runs and --T")
     values = {}
     for m, path in models.items():
-        _, r = fit_run(path, n_boot)
+        _, r = fit_run(path, n_boot, estimator=estimator)
         values[m] = (r.D_cm2s, r.stderr_cm2s)
     cards = load_cards(potentials, list(values))
-    return values, delta_xc(values, cards), delta_nn(values, cards)
+    return (values, delta_xc(values, cards), delta_nn(values, cards),
+            committee_spread(values, cards))
 
 
 def write_arrhenius(runs: Path, model: str, fit: ArrheniusFit, summary: dict[str, Any]
@@ -133,17 +140,22 @@ def write_arrhenius(runs: Path, model: str, fit: ArrheniusFit, summary: dict[str
 
 
 #: How Delta_XC and Delta_NN are normalised (the paper's exact normalisation was lost).
-NORMALISATION = "Delta_XC = |D_PBE - D_HSE| / D_HSE; Delta_NN = (max - min) / min"
+NORMALISATION = ("Delta_XC = |D_low - D_high| / D_high between two functionals of one "
+                 "architecture (high: higher rung, the reference); Delta_NN = (max - min) / min "
+                 "over architectures; committee = (max - min) / min over training seeds")
 
 
 def write_comparison(runs: Path, T: float, values: dict[str, tuple[float, float]],
-                     xc: dict[str, DeltaResult], nn: dict[str, DeltaResult]) -> Path:
+                     xc: dict[str, DeltaResult], nn: dict[str, DeltaResult],
+                     committees: dict[str, DeltaResult] | None = None,
+                     estimator: str = "paper") -> Path:
     """``<runs>/compare_T<T>K.json`` and its figure."""
     from . import plots
 
-    out = {"T_K": T, "D": {m: list(v) for m, v in values.items()},
+    out = {"T_K": T, "estimator": estimator, "D": {m: list(v) for m, v in values.items()},
            "delta_xc": {k: v.to_dict() for k, v in xc.items()},
            "delta_nn": {k: v.to_dict() for k, v in nn.items()},
+           "committees": {k: v.to_dict() for k, v in (committees or {}).items()},
            "normalisation": NORMALISATION}
     path = runs / f"compare_T{T:g}K.json"
     path.write_text(json.dumps(out, indent=2, default=float))

@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AnalysisError
-from ..rundir import SeedStatus, parse_ensemble_dirname, read_ensemble_info, scan_seeds
+from ..rundir import (
+    SeedStatus,
+    manifest_mismatch,
+    parse_ensemble_dirname,
+    read_ensemble_info,
+    read_manifest,
+    scan_seeds,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class EnsembleData:
         t_pos: ``(n_pos,)`` ps, or None when positions were not loaded.
         li_unwrapped: ``(n_done, n_pos, n_li, 3)`` float32 A, or None.
         framework_com: ``(n_done, n_pos, 3)`` A, or None.
+        pressure_bar: ``(n_done,)`` mean pressure of each seed over the second half of its run
+            (bar, from the ``thermo`` array), or None when the seeds do not record it.
         cell: ``(3, 3)`` A (from the first done seed), or None.
         excluded: seeds dropped because their arrays did not match the others (seed -> reason).
     """
@@ -44,6 +53,7 @@ class EnsembleData:
     t_pos: np.ndarray | None = field(default=None, repr=False)
     li_unwrapped: np.ndarray | None = field(default=None, repr=False)
     framework_com: np.ndarray | None = field(default=None, repr=False)
+    pressure_bar: np.ndarray | None = field(default=None, repr=False)
     cell: np.ndarray | None = field(default=None, repr=False)
     excluded: dict[int, str] = field(default_factory=dict)
 
@@ -59,6 +69,15 @@ class EnsembleData:
     @property
     def temperature_K(self) -> float:
         return float(self.meta["temperature_K"])
+
+    def pressure_GPa(self) -> tuple[float, float] | None:
+        """Mean pressure of the ensemble (GPa; mean over seeds of each seed's second half) and
+        its standard error over seeds, or None."""
+        p = self.pressure_bar
+        if p is None or p.size == 0:
+            return None
+        se = float(p.std(ddof=1) / np.sqrt(p.size)) if p.size > 1 else float("nan")
+        return float(p.mean()) * 1e-4, se * 1e-4
 
     def counts(self) -> dict[str, int]:
         """Seed counts for reports (never silently dropping anything)."""
@@ -88,16 +107,23 @@ def read_ensemble(
     """
     path = Path(ensemble_dir)
     meta = read_ensemble_info(path)
-    status, paths = scan_seeds(path, verify=verify)
-    if not paths:
-        raise AnalysisError(f"{path}: no finished seeds ({status.summary()}); run the ensemble "
-                            "first")
+    status, paths = scan_seeds(path, verify=verify, expected=int(meta.get("n_seeds") or 0))
+    excluded: dict[int, str] = {}
+    for num in status.done:  # seeds of other physics are never averaged with these
+        why = manifest_mismatch(meta, read_manifest(paths[num].parent) or {})
+        if why:
+            excluded[num] = why
+    if len(excluded) == len(paths):
+        raise AnalysisError(f"{path}: no finished seeds of its ensemble.json "
+                            f"({status.summary()}, {len(excluded)} of other physics); run the "
+                            "ensemble first")
     t_msd_ref: np.ndarray | None = None
     t_pos_ref: np.ndarray | None = None
     cell = None
-    seeds, msds, lis, coms = [], [], [], []
-    excluded: dict[int, str] = {}
+    seeds, msds, lis, coms, press = [], [], [], [], []
     for num in status.done:
+        if num in excluded:
+            continue
         with np.load(paths[num]) as z:
             t_msd = np.asarray(z["t_msd"], dtype=np.float64)
             msd = np.asarray(z["msd"], dtype=np.float64)
@@ -125,6 +151,9 @@ def read_ensemble(
                 coms.append(np.asarray(z["framework_com"], dtype=np.float64))
             seeds.append(num)
             msds.append(msd)
+            if "thermo" in z.files:
+                th = np.asarray(z["thermo"], dtype=np.float64)
+                press.append(float(th[th.shape[0] // 2:, 3].mean()))
     assert t_msd_ref is not None
     return EnsembleData(
         path=path,
@@ -136,6 +165,7 @@ def read_ensemble(
         t_pos=t_pos_ref,
         li_unwrapped=np.stack(lis) if lis else None,
         framework_com=np.stack(coms) if coms else None,
+        pressure_bar=np.array(press) if len(press) == len(seeds) else None,
         cell=cell,
         excluded=excluded,
     )

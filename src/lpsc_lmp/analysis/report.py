@@ -12,8 +12,15 @@ from pathlib import Path
 
 from ..errors import AnalysisError
 from .arrhenius import ArrheniusFit
-from .collect import arrhenius_summary, compare_at, left_out_of_fit, model_arrhenius
+from .collect import (
+    NORMALISATION,
+    arrhenius_summary,
+    compare_at,
+    left_out_of_fit,
+    model_arrhenius,
+)
 from .ensemble_data import find_ensembles
+from .estimators import DESCRIPTION
 
 
 def fmt(x: float | None, spec: str = ".3e") -> str:
@@ -22,15 +29,16 @@ def fmt(x: float | None, spec: str = ".3e") -> str:
 
 
 def write_report(runs: Path, potentials: Path, out: Path, T_eval: float = 300.0,
-                 n_boot: int = 1000) -> Path:
+                 n_boot: int = 1000, estimator: str = "paper") -> Path:
     """One Markdown page ``out``: D per model and T, Arrhenius fits, Delta_XC/Delta_NN, and
     the figures in ``<out stem>_figures/``. Returns ``out``."""
     if not runs.is_dir():
         raise AnalysisError(f"{runs} is not a directory; pass --runs")
     fig_dir = out.parent / (out.stem + "_figures")
     lines = [f"# lpsc-lmp report ({runs})", "",
-             "D from the seed-mean MSD (OLS over the window / 6); errors from the spread of "
-             "per-seed D (1 sigma = std/sqrt(n)); 95 % intervals by bootstrap over seeds.", "",
+             f"D by the {estimator} estimator ({DESCRIPTION[estimator]}); errors from the "
+             "spread of per-seed D (1 sigma = std/sqrt(n)); 95 % intervals by bootstrap over "
+             "seeds.", "",
              "## Diffusion coefficients", "",
              "| model | T (K) | seeds done/failed/missing | D (cm^2/s) | stderr | 95 % CI | "
              "window (ps) | warnings |", "|---|---|---|---|---|---|---|---|"]
@@ -41,7 +49,7 @@ def write_report(runs: Path, potentials: Path, out: Path, T_eval: float = 300.0,
     for mdir in sorted(p for p in runs.iterdir() if p.is_dir()):
         if not find_ensembles(runs, mdir.name):
             continue
-        rows, fit = model_arrhenius(runs, mdir.name, None, n_boot)
+        rows, fit = model_arrhenius(runs, mdir.name, None, n_boot, estimator)
         for T, r, data in rows:
             temps.add(T)
             c = data.counts()
@@ -78,26 +86,27 @@ def write_report(runs: Path, potentials: Path, out: Path, T_eval: float = 300.0,
     else:
         lines.append("No model has >= 2 temperatures with errors yet.")
     lines += ["", "## Functional and architecture effects", "",
-              "Delta_XC = |D_PBE - D_HSE| / D_HSE per architecture; Delta_NN = (max - min) / min "
-              "over architectures per functional; errors by Monte-Carlo propagation of the D "
-              "errors.", ""]
+              f"{NORMALISATION}; errors by Monte-Carlo propagation of the D errors.", ""]
     for T in sorted(temps):
         try:
-            _, xc, nn = compare_at(runs, potentials, T, None, n_boot)
+            _, xc, nn, committees = compare_at(runs, potentials, T, None, n_boot, estimator)
         except AnalysisError as exc:
             lines.append(f"- T = {T:g} K: skipped ({exc})")
             continue
-        if not xc and not nn:
+        if not xc and not nn and not committees:
             continue
         from . import plots
 
         plots.plot_deltas(xc, nn, fig_dir / f"deltas_T{T:g}K", f"T = {T:g} K")
-        lines += [f"### T = {T:g} K", "", "| quantity | value (%) | MC error (%) | 95 % (%) |",
-                  "|---|---|---|---|"]
+        lines += [f"### T = {T:g} K", "",
+                  "| quantity | what | value (%) | MC error (%) | 95 % (%) |",
+                  "|---|---|---|---|---|"]
         for name, res in [*((f"Delta_XC {k}", v) for k, v in xc.items()),
-                          *((f"Delta_NN {k}", v) for k, v in nn.items())]:
-            lines.append(f"| {name} | {100 * res.value:.1f} | {100 * res.err_mc:.1f} | "
-                         f"[{100 * res.ci95[0]:.1f}, {100 * res.ci95[1]:.1f}] |")
+                          *((f"Delta_NN {k}", v) for k, v in nn.items()),
+                          *((f"committee {k}", v) for k, v in committees.items())]:
+            lines.append(f"| {name} | {res.label} | {100 * res.value:.1f} | "
+                         f"{100 * res.err_mc:.1f} | [{100 * res.ci95[0]:.1f}, "
+                         f"{100 * res.ci95[1]:.1f}] |")
         lines += ["", f"![Deltas at {T:g} K]({fig_dir.name}/deltas_T{T:g}K.png)", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

@@ -19,7 +19,8 @@ temperature_option = click.option("--T", "temperature", type=float, required=Tru
 @model_option
 @temperature_option
 @physics_options
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Seed number (the velocity seed of that trajectory).")
 def render(seed: int, **kw) -> None:
     """Print the LAMMPS deck one seed would run.
 

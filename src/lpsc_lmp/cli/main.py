@@ -24,6 +24,7 @@ COMMANDS = {
     "data": "lpsc_lmp.cli.data:data",
     "train": "lpsc_lmp.cli.train:train",
     "evaluate": "lpsc_lmp.cli.train:evaluate",
+    "validate": "lpsc_lmp.cli.study:validate",
 }
 
 
@@ -33,6 +34,14 @@ def user_error(exc: LpscError) -> click.ClickException:
     err = click.ClickException(first_line(exc))
     err.exit_code = exc.exit_code
     return err
+
+
+def filesystem_message(exc: OSError) -> str:
+    """One line for a file system error, naming the path and what to do."""
+    where = f" {exc.filename}" if exc.filename else ""
+    what = exc.strerror or type(exc).__name__
+    return (f"cannot write or read{where}: {what}; check that the folder exists, is writable "
+            "and has free space (or pass another --runs / --out)")
 
 
 class Cli(click.Group):
@@ -53,6 +62,8 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except LpscError as exc:
             raise user_error(exc) from None
+        except OSError as exc:  # a file system that refuses: read-only, missing, disk full
+            raise click.ClickException(filesystem_message(exc)) from None
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})

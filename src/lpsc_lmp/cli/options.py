@@ -34,10 +34,14 @@ def physics_options(f: Callable) -> Callable:
         click.option("--a", "lattice", type=float, default=A_EXPERIMENT, show_default=True,
                      help="Lattice parameter of the built-in cell (A; experiment at room "
                           "temperature)."),
+        click.option("--cell", default="experimental", show_default=True,
+                     help="experimental (a = 9.859 A, room temperature), model (the model's "
+                          "own cell at --T from a short NpT run, cached; directory tagged "
+                          "cell-model) or a lattice parameter in A (tagged a<value>)."),
         click.option("--structure", type=click.Path(), default=None,
                      help="Start from this ASE-readable file instead of the built-in cell."),
         click.option("--thermostat", type=click.Choice(THERMOSTATS), default="nose-hoover",
-                     show_default=True),
+                     show_default=True, help="NVT thermostat of the production run."),
         click.option("--tdamp", "tdamp_fs", type=float, default=100.0, show_default=True,
                      help="Thermostat damping time (fs)."),
         click.option("--template", default=DEFAULT_TEMPLATE, show_default=True,
@@ -90,7 +94,8 @@ def settings_from(model: str, temperature: float, kw: dict[str, Any]) -> Ensembl
     return EnsembleSettings(
         model=model, temperature_K=temperature, seeds=kw.get("seeds", 1),
         time_ps=kw["time_ps"], timestep_fs=kw["timestep_fs"], supercell=kw["supercell"],
-        lattice_A=kw["lattice"], structure=kw["structure"], thermostat=kw["thermostat"],
+        lattice_A=kw["lattice"], structure=kw["structure"], cell=kw["cell"],
+        thermostat=kw["thermostat"],
         tdamp_fs=kw["tdamp_fs"], template=kw["template"], templates=kw["templates"],
         runs=kw["runs"], tag=kw["tag"], fit_window_ps=kw.get("fit_window"),
         workers=kw.get("workers") or 1, threads=kw.get("threads", 1),

@@ -26,7 +26,8 @@ from ..structure import (
               help="Any ASE-readable structure instead of the built-in ordered cell.")
 @click.option("--type-map", default=",".join(DEFAULT_TYPE_MAP), show_default=True,
               help="Type order of the LAMMPS data file.")
-@click.option("-o", "--output", type=click.Path(), default="lpsc.data", show_default=True)
+@click.option("-o", "--output", type=click.Path(), default="lpsc.data", show_default=True,
+              help="LAMMPS data file to write.")
 def structure(lattice: float, supercell: int, source: str | None, type_map: str,
               output: str) -> None:
     """Build (or read) the LPSC cell, check it, write a LAMMPS data file.

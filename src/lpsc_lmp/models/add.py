@@ -30,7 +30,7 @@ from ..paths import potentials_dir
 from ..rundir import check_name
 from .architectures import ENV_OF, check_architecture
 from .derive import derive_route_file
-from .registry import CARD, load_card, publish_model_dir
+from .registry import CARD, file_hashes, load_card, publish_model_dir
 
 #: exports for native pair styles, per architecture: (route, files key, file name, how)
 NATIVE_EXPORTS: dict[str, list[tuple[str, str, str, dict[str, str]]]] = {
@@ -106,6 +106,7 @@ def add_model(name: str, arch: str, functional: str, src: Path, force: bool = Fa
     try:
         res = run_export(arch, src, stage)
         card = make_card(name, arch, functional, src, res)
+        card["files_sha256"] = file_hashes(stage, card["files"], card.get("derive"))
         (stage / CARD).write_text(yaml.safe_dump(card, sort_keys=False))
         publish_model_dir(stage, dest)
     finally:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from ..errors import InputError
 
-#: Every architecture: registered, trained, evaluated and run in LAMMPS by lpsc-lmp.
+#: Every architecture lpsc-lmp trains, registers, evaluates and runs in LAMMPS.
 ARCHITECTURES = ("deepmd", "nequip", "allegro", "mace")
+#: Universal potentials whose weights ship in their wheels: the teachers that label the
+#: bundled datasets; they run in LAMMPS (python-callback) and ASE, but are not trained here.
+TEACHERS = ("sevenn", "chgnet")
 #: The project environment of each architecture.
-ENV_OF = {"deepmd": "dp", "nequip": "nequip", "allegro": "nequip", "mace": "mace"}
+ENV_OF = {"deepmd": "dp", "nequip": "nequip", "allegro": "nequip", "mace": "mace",
+          "sevenn": "label", "chgnet": "label"}
 #: Architectures of the NequIP framework (one package format, one compiler, one environment).
 NEQUIP_FAMILY = ("nequip", "allegro")
 

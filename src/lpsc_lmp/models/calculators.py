@@ -6,13 +6,14 @@ tables; always run in the model's own environment (:mod:`lpsc_lmp.models.archite
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..devices import device_type
 from ..errors import RouteError
-from .architectures import ARCHITECTURES, NEQUIP_FAMILY
+from .architectures import ARCHITECTURES, NEQUIP_FAMILY, TEACHERS
 
 #: File name ending of a NequIP/Allegro AOTInductor package.
 NEQUIP_AOTI = ".nequip.pt2"
@@ -76,5 +77,21 @@ def load_calculator(architecture: str, model_file: str | Path, device: str = "cp
         from deepmd.calculator import DP
 
         return DP(model_file)
+    if architecture in TEACHERS:
+        return teacher_calculator(model_file, device)
     raise RouteError(f"architecture '{architecture}' has no ASE calculator here; supported: "
-                     f"{', '.join(ARCHITECTURES)}")
+                     f"{', '.join(ARCHITECTURES + TEACHERS)}")
+
+
+def teacher_calculator(spec_file: str | Path, device: str = "cpu") -> Any:
+    """The ASE calculator of a universal potential named in a teacher card's ``teacher.json``
+    (``{"model": "7net-mf-0", "modal": "R2SCAN"}``; ``chgnet``), in the label environment."""
+    spec = json.loads(Path(spec_file).read_text())
+    if spec["model"] == "chgnet":
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        return CHGNetCalculator(use_device=device)
+    from sevenn.calculator import SevenNetCalculator
+
+    kw = {"modal": spec["modal"]} if spec.get("modal") else {}
+    return SevenNetCalculator(model=spec["model"], device=device, **kw)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ..errors import RegistryError, RouteError
+from ..files import sha256_file
 from ..paths import potentials_dir
 from ..rundir import check_name
 from .routes import ROUTE_FILE_KEY, route_preferences, select_route
@@ -61,6 +62,32 @@ class ModelCard:
                     if derived else f"restore {p.name} in {self.directory}")
             raise RegistryError(f"model file {p} of '{self.name}' is missing; {hint}")
         return p
+
+    @property
+    def functional(self) -> str:
+        """The functional of the training labels (``functional``, else ``reference``)."""
+        return str(self.raw.get("functional") or self.reference)
+
+    def physics_file(self) -> Path:
+        """The file that fixes the model's physics: the committed source of the file LAMMPS
+        loads where that one is derived from it (a compressed DeePMD model from its frozen
+        model), else the file LAMMPS loads."""
+        how = (self.raw.get("derive") or {}).get(self.lammps_file.name)
+        src = self.directory / how["from"] if how else self.lammps_file
+        return self._require(src)
+
+    def verify_files(self) -> None:
+        """Refuse model files that do not match the sha256 the card records
+        (``frozen_sha256``, ``files_sha256``): a corrupted, truncated or swapped file."""
+        recorded = dict(self.raw.get("files_sha256") or {})
+        if self.raw.get("frozen_sha256") and "frozen" in self.files:
+            recorded[self.files["frozen"]] = self.raw["frozen_sha256"]
+        for fname, want in recorded.items():
+            path = self.directory / fname
+            if path.is_file() and sha256_file(path) != want:
+                raise RegistryError(f"{path} of model '{self.name}' does not match the sha256 "
+                                    "on its card; restore it (git checkout) or register the "
+                                    "model again")
 
     def check_species(self, symbols: list[str] | set[str]) -> None:
         """Refuse a structure with elements the model does not know."""
@@ -125,6 +152,14 @@ def load_card(name: str, root: Path | None = None, route: str | None = None) -> 
                      reference=str(raw["reference"]), type_map=tuple(raw["type_map"]),
                      cutoff_A=float(raw["cutoff_A"]), route=route, env=raw["env"],
                      directory=path.parent.resolve(), files=dict(raw["files"]), raw=raw)
+
+
+def file_hashes(folder: Path, files: dict[str, str], derive: dict[str, Any] | None = None
+                ) -> dict[str, str]:
+    """sha256 of the model files a card names that are not derived (the committed ones), for
+    the card's ``files_sha256``."""
+    names = sorted({f for f in files.values() if f not in (derive or {})})
+    return {f: sha256_file(folder / f) for f in names if (folder / f).is_file()}
 
 
 def publish_model_dir(staged: Path, dest: Path) -> None:

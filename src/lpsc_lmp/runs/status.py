@@ -74,7 +74,7 @@ def ensemble_status(edir: Path) -> EnsembleStatus:
                 continue
             sim_ps += float(m.get("time_ps", info.get("time_ps", 0.0)))
             wall += float(m.get("wall_s") or 0.0) / batch_share(m)
-    target = max(int(read_lock(edir).get("seeds") or 0), top)
+    target = max(int(read_lock(edir).get("seeds") or 0), int(info.get("n_seeds") or 0), top)
     known = counts["done"] + counts["failed"] + counts["running"]
     todo = max(0, target - known)
     return EnsembleStatus(

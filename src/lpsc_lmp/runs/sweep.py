@@ -11,7 +11,10 @@ each directory is locked (:mod:`lpsc_lmp.runs.lock`), then the seeds still to ru
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..devices import resolve_gpus
@@ -21,6 +24,24 @@ from .local import MAX_SEEDS_PER_JOB, plan_slots, run_local
 from .plan import prepare_all
 from .progress import Progress
 from .settings import EnsembleSettings
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (a batch system's stop, ``kill``) handled as Ctrl-C: workers are stopped,
+    finished seeds are kept, and the same resume hint is printed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def run_sweep(settings: list[EnsembleSettings], echo=print, engine: str = "local",
@@ -46,8 +67,9 @@ def run_sweep(settings: list[EnsembleSettings], echo=print, engine: str = "local
                                   echo)
             progress = Progress(len(tasks), len(slots), stream=progress_stream, tty=tty)
             try:
-                stats = run_local(ensembles, tasks, slots, progress, worker_cmd=worker_cmd,
-                                  max_seeds=first.batch or MAX_SEEDS_PER_JOB)
+                with sigterm_as_interrupt():
+                    stats = run_local(ensembles, tasks, slots, progress, worker_cmd=worker_cmd,
+                                      max_seeds=first.batch or MAX_SEEDS_PER_JOB)
             except KeyboardInterrupt:
                 progress.close()
                 echo("interrupted: finished seeds are kept; rerun the same command to resume")

@@ -30,8 +30,8 @@ from ..models.architectures import ARCHITECTURES
 from ..models.registry import ModelCard, list_models, load_card
 from ..paths import data_root, project_root
 from .common import SPLITS
-from .deepmd import evaluate_dp
-from .predict import predict_in_env
+from .label import LABEL_RECORD
+from .predict import predict_in_env, rmse_fields
 
 COLUMNS = ("model", "architecture", "reference", "dataset", "E_train_meV_atom",
            "E_test_meV_atom", "F_train_eV_A", "F_test_eV_A")
@@ -104,6 +104,7 @@ class EvalRow:
     F_test_eV_A: float = float("nan")
     frames: dict[str, int] = field(default_factory=dict)
     model_file: str = ""
+    cross: dict[str, dict[str, Any]] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
 
 
@@ -148,9 +149,41 @@ def _parity_plots(model: str, dataset: str, pred: dict[str, dict[str, np.ndarray
     return paths
 
 
+def siblings(dataset_dir: Path) -> list[tuple[str, str, Path]]:
+    """Datasets with the same frames as ``dataset_dir`` labelled with another functional
+    (``lpsc-lmp data label`` of the same source): (name, functional, folder)."""
+    rec = dataset_dir / LABEL_RECORD
+    if not rec.is_file():
+        return []
+    mine = json.loads(rec.read_text())
+    out = []
+    for other in sorted(dataset_dir.parent.glob(f"*/{LABEL_RECORD}")):
+        r = json.loads(other.read_text())
+        if (other.parent != dataset_dir and r.get("source_dataset") == mine["source_dataset"]
+                and r.get("functional") != mine.get("functional")):
+            out.append((other.parent.name, str(r.get("functional")), other.parent))
+    return out
+
+
+def cross_errors(pred_test: dict[str, np.ndarray], other_test: Path) -> dict[str, float]:
+    """Errors of a model's test-set predictions against another labelling of the same frames:
+    force RMSE (eV/A) and energy RMSE per atom after removing the mean offset (meV/atom; the
+    functionals' energy references differ by a constant)."""
+    frames = read(other_test, index=":")
+    e_ref = np.array([at.get_potential_energy() / len(at) for at in frames])
+    f_ref = np.concatenate([at.get_forces().ravel() for at in frames])
+    if e_ref.size != pred_test["e_pred"].size or f_ref.size != pred_test["f_pred"].size:
+        raise DatasetError(f"{other_test} does not hold the frames of the model's test set")
+    de = pred_test["e_pred"] - e_ref
+    return {"E_offset_removed_meV_atom": float(np.std(de) * 1000.0),
+            "energy_offset_eV_atom": float(np.mean(de)),
+            "F_eV_A": float(np.sqrt(np.mean((pred_test["f_pred"] - f_ref) ** 2)))}
+
+
 def evaluate_model(card: ModelCard, dataset: str, root: Path | None = None,
                    plot_dir: Path | None = None) -> EvalRow:
-    """Errors of one model on ``<dataset>/{train,test}.extxyz`` (+ parity plots)."""
+    """Errors of one model on ``<dataset>/{train,test}.extxyz`` (+ parity plots), and on the
+    test labels of the same frames by other functionals (:func:`siblings`)."""
     if card.architecture not in ARCHITECTURES:
         raise DatasetError(f"no evaluator for architecture '{card.architecture}' (model "
                            f"'{card.name}'); supported: {', '.join(ARCHITECTURES)}")
@@ -159,52 +192,54 @@ def evaluate_model(card: ModelCard, dataset: str, root: Path | None = None,
     if missing:
         raise DatasetError(f"{path} lacks {', '.join(m + '.extxyz' for m in missing)}; run "
                            f"`lpsc-lmp data split {Path(dataset).name}` first")
+    files = [path / f"{s}.extxyz" for s in SPLITS]
     if card.architecture != "deepmd":  # the ASE calculator, in the model's environment
-        row = EvalRow(card.name, card.architecture, card.reference, dataset,
-                      model_file=str(card.deploy_file))
-        files = [path / f"{s}.extxyz" for s in SPLITS]
-        card.require_deploy_file()
+        model_file = card.require_deploy_file()
         try:
             res = predict_in_env(card, files)
         except EnvironmentFailure as exc:
             raise DatasetError(f"{card.name}: prediction in .venv/{card.env} failed: "
                                f"{exc}") from None
-        pred = {}
-        for split, f in zip(SPLITS, files, strict=True):
-            r = res[str(f)]
-            setattr(row, f"E_{split}_meV_atom", float(r["energy_rmse_meV_atom"]))
-            setattr(row, f"F_{split}_eV_A", float(r["force_rmse_eV_A"]))
-            row.frames[split] = int(r["frames"])
-            pred[split] = r
-        if plot_dir is not None:
-            row.plots = _parity_plots(card.name, dataset, pred, plot_dir)
-        return row
-    model_file = _model_file(card)
-    tm = list(card.type_map)
-    row = EvalRow(card.name, card.architecture, card.reference, dataset,
+        pred = {split: res[str(f)] for split, f in zip(SPLITS, files, strict=True)}
+    else:
+        model_file = _model_file(card)
+        pred = {split: predict_deepmd(model_file, f, list(card.type_map))
+                for split, f in zip(SPLITS, files, strict=True)}
+    row = EvalRow(card.name, card.architecture, card.functional, dataset,
                   model_file=str(model_file))
-    pred = {}
     for split in SPLITS:
-        ext = path / f"{split}.extxyz"
-        err = evaluate_dp(model_file, ext, tm)
+        err = rmse_fields(*(pred[split][k] for k in ("e_ref", "e_pred", "f_ref", "f_pred")))
         setattr(row, f"E_{split}_meV_atom", err["energy_rmse_meV_atom"])
         setattr(row, f"F_{split}_eV_A", err["force_rmse_eV_A"])
-        row.frames[split] = int(err["frames"])
-        if plot_dir is not None:
-            pred[split] = predict_deepmd(model_file, ext, tm)
+        row.frames[split] = int(pred[split]["e_ref"].size)
+    for name, functional, folder in siblings(path):
+        row.cross[functional] = {"dataset": name,
+                                 **cross_errors(pred["test"], folder / "test.extxyz")}
     if plot_dir is not None:
         row.plots = _parity_plots(card.name, dataset, pred, plot_dir)
     return row
 
 
 def format_table(rows: list[EvalRow]) -> str:
-    """Table 1 layout: model, architecture, reference, energy RMSE train/test (meV/atom), force
-    RMSE train/test (eV/A)."""
-    head = ("model", "architecture", "reference", "E train", "E test", "F train", "F test")
-    units = ("", "", "", "meV/atom", "meV/atom", "eV/A", "eV/A")
-    body = [(r.model, r.architecture, r.reference, f"{r.E_train_meV_atom:.2f}",
-             f"{r.E_test_meV_atom:.2f}", f"{r.F_train_eV_A:.3f}", f"{r.F_test_eV_A:.3f}")
-            for r in rows]
+    """The paper's Table 1 layout, grouped by functional: energy RMSE train/test (meV/atom)
+    and force RMSE train/test (eV/A), then each model's test errors against the labels of the
+    other functional(s) of the same frames (energy with the constant offset removed)."""
+    rows = sorted(rows, key=lambda r: (r.reference, r.architecture, r.model))
+    others = sorted({f for r in rows for f in r.cross})
+    head = ["model", "architecture", "functional", "E train", "E test", "F train", "F test"]
+    units = ["", "", "", "meV/atom", "meV/atom", "eV/A", "eV/A"]
+    for f in others:
+        head += [f"E test vs {f}", f"F test vs {f}"]
+        units += ["meV/atom*", "eV/A"]
+    body = []
+    for r in rows:
+        cells = [r.model, r.architecture, r.reference, f"{r.E_train_meV_atom:.2f}",
+                 f"{r.E_test_meV_atom:.2f}", f"{r.F_train_eV_A:.3f}", f"{r.F_test_eV_A:.3f}"]
+        for f in others:
+            c = r.cross.get(f)
+            cells += ([f"{c['E_offset_removed_meV_atom']:.2f}", f"{c['F_eV_A']:.3f}"] if c
+                      else ["-", "-"])
+        body.append(cells)
     widths = [max(len(x[i]) for x in [head, units, *body]) for i in range(len(head))]
 
     def line(cells):
@@ -212,7 +247,11 @@ def format_table(rows: list[EvalRow]) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(head), line(units), sep, *(line(b) for b in body)])
+    table = [line(head), line(units), sep, *(line(b) for b in body)]
+    if others:
+        table.append("* energy RMSE per atom after removing the mean offset between the "
+                     "functionals (their energy references differ by a constant)")
+    return "\n".join(table)
 
 
 def evaluate(models: list[str] | None = None, dataset: str | None = None,

@@ -27,7 +27,7 @@ from ..files import sha256_file
 from ..models.add import make_card, native_routes, run_export
 from ..models.architectures import ENV_OF, check_architecture
 from ..models.derive import derive_route_file
-from ..models.registry import CARD, load_card, load_card_at, publish_model_dir
+from ..models.registry import CARD, file_hashes, load_card, load_card_at, publish_model_dir
 from ..paths import relative_to_project
 from .common import (
     SPLITS,
@@ -178,6 +178,7 @@ def train_in_env(arch: str, dataset: str, name: str, reference: str,
         card = trained_card(arch, name, reference, reference_method, dataset, ds_dir, record,
                             frames, r_max, epochs, max_minutes, seed, seconds, res,
                             trained)
+        card["files_sha256"] = file_hashes(model, card["files"], card.get("derive"))
         if init_card is not None:
             card["training"]["init_from"] = init_card
             card["regenerate"] += f" --init-from {init_card['model']}"

@@ -1,0 +1,87 @@
+"""The cell an ensemble runs in: ``--cell experimental | model | <a in A>``.
+
+- ``experimental`` (default): the room-temperature lattice of Deiseroth et al. (a = 9.859 A),
+  or ``--a``;
+- a number: that lattice parameter (A); the ensemble directory is tagged ``a<value>``;
+- ``model``: the model's own cell at the ensemble's temperature and zero pressure, from a short
+  NpT run of that model (``templates/npt.lmp.j2``, :mod:`lpsc_lmp.md.npt`): the mean lattice
+  parameter of its second half. The result is kept in ``<runs>/<model>/cells/T<T>K.json`` with
+  what made it (model source file, templates, settings) and reused while those are the same;
+  the ensemble directory is tagged ``cell-model`` and its ensemble.json records the NpT result.
+
+Why it matters: at the experimental lattice a model trained on PBE-like labels sits at a few
+GPa at high temperature (its own volume is larger), and D depends on the volume; the choice is
+part of the uncertainty budget of a study (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..environments import run_in_env
+from ..errors import EnsembleError, EnvironmentFailure
+from ..files import read_json, sha256_file, sha256_text, write_json_atomic
+from ..models.registry import ModelCard
+from ..structure import A_EXPERIMENT, build_lpsc, write_lammps_data
+from ..templating import render_template
+from .ensemble import deck_context
+from .settings import EnsembleSettings
+
+#: The NpT run of --cell model: length (ps), barostat damping (fs), sampling (steps).
+NPT_TIME_PS = 20.0
+NPT_PDAMP_FS = 1000.0
+NPT_EVERY_STEPS = 10
+NPT_TEMPLATE = "npt.lmp.j2"
+
+
+def npt_settings(s: EnsembleSettings) -> dict[str, Any]:
+    """What determines an NpT cell besides the model and templates."""
+    return {"temperature_K": s.temperature_K, "time_ps": NPT_TIME_PS,
+            "timestep_fs": s.timestep_fs, "tdamp_fs": s.tdamp_fs, "pdamp_fs": NPT_PDAMP_FS,
+            "lattice_start_A": A_EXPERIMENT, "every_steps": NPT_EVERY_STEPS}
+
+
+def model_cell(s: EnsembleSettings, card: ModelCard, echo=print) -> dict[str, Any]:
+    """The model's own cell at ``s.temperature_K`` (cached; see the module docstring)."""
+    base = (Path(s.runs) if s.runs else None)
+    from ..paths import runs_dir
+
+    cache = (base or runs_dir()).resolve() / s.model / "cells" / f"T{s.temperature_K:g}K.json"
+    tdir = Path(s.templates) if s.templates else None
+    atoms = build_lpsc(A_EXPERIMENT)
+    nsteps = int(round(NPT_TIME_PS * 1000.0 / s.timestep_fs))
+    with tempfile.TemporaryDirectory(prefix="lpsc-npt-") as tmp:
+        work = Path(tmp)
+        data = work / "structure.data"
+        write_lammps_data(atoms, data, card.type_map)
+        ctx = dict(deck_context(s, card, data, 1), nsteps=nsteps,
+                   pdamp_ps=NPT_PDAMP_FS / 1000.0, cell_every=NPT_EVERY_STEPS)
+        deck = render_template(ctx, NPT_TEMPLATE, tdir)
+        key = {"model_source_sha256": sha256_file(card.physics_file()), "route": card.route,
+               "templates": deck.sources, **npt_settings(s)}
+        key_sha = sha256_text(json.dumps(key, sort_keys=True))
+        old = read_json(cache)
+        if isinstance(old, dict) and old.get("key_sha256") == key_sha:
+            return old
+        echo(f"{card.name}: finding its own cell at {s.temperature_K:g} K ({NPT_TIME_PS:g} ps "
+             "NpT at zero pressure, once) ...")
+        meta = {"route": card.route, "architecture": card.architecture,
+                "model_file": str(card.lammps_file), "type_map": list(card.type_map),
+                "timestep_ps": s.timestep_fs / 1000.0, "cell_every_steps": NPT_EVERY_STEPS}
+        job = work / "job.json"
+        job.write_text(json.dumps([{"seed": 1, "deck": deck.text, "meta": meta}]))
+        try:
+            res = run_in_env(card.env, "lpsc_lmp.md.npt", [str(job), tmp], threads=s.threads)
+        except EnvironmentFailure as exc:
+            raise EnsembleError(f"the NpT run for --cell model of {card.name} failed: {exc}; "
+                                f"check {NPT_TEMPLATE} or pass --cell experimental") from None
+    out = {"model": card.name, "key": key, "key_sha256": key_sha, **res}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cache, out)
+    echo(f"{card.name} at {s.temperature_K:g} K: a = {res['a_A']:.4f} +- "
+         f"{res['a_stderr_A']:.4f} A (fluctuation {res['a_std_A']:.3f} A), "
+         f"{res['pressure_GPa']:+.2f} GPa")
+    return out

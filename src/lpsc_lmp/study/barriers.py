@@ -1,0 +1,134 @@
+"""Li jump barriers of the ordered cell by nudged elastic bands (ASE), for any registered model
+or teacher, in its own environment.
+
+The 52-atom cell keeps one Li per 48h doublet; the jumps of the argyrodite Li sublattice
+(de Klerk et al., Chem. Mater. 2016) are taken for the first Li of the cell, to the nearest
+empty 48h site of each kind: ``doublet`` (the other site of its own 48h-24g-48h doublet),
+``intracage`` (an empty site of another doublet of the same cage, the 12 48h sites around one
+4d S) and ``intercage`` (an empty site of a neighbouring cage). End points are relaxed at fixed
+cell (BFGS); a band of :data:`IMAGES` interior images (IDPP interpolation) is relaxed with a
+climbing image (FIRE) to :data:`FMAX` eV/A. The barrier is the highest image energy minus the
+initial one (and, reversed, minus the final one); an end point that relaxes back to within
+:data:`SAME_SITE_A` of the start is reported as having no metastable end state instead of a
+barrier (the end states are those of the model: each model relaxes them its own way).
+Energies in eV, distances in A; the lattice is the experimental one (a = 9.859 A) for every
+model, so barriers compare at one geometry.
+
+``python -m lpsc_lmp.study.barriers MODEL [JUMP ...]`` prints the barriers as JSON.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from ..environments import json_main
+from ..models.calculators import load_calculator
+from ..models.registry import load_card_at
+from ..structure import A_EXPERIMENT, build_lpsc, doublet_pairs, li_48h_sites
+
+JUMPS = ("doublet", "intracage", "intercage")
+IMAGES = 5
+FMAX = 0.05
+STEPS = 200
+#: An end point that relaxes to within this distance (A) of the start is the start.
+SAME_SITE_A = 1.0
+
+
+def _mic(d: np.ndarray, a: float) -> np.ndarray:
+    return d - a * np.round(d / a)
+
+
+def jump_targets(a: float = A_EXPERIMENT, li: int = 0) -> dict[str, np.ndarray]:
+    """Target position (A, nearest periodic image to the Li) of each jump of Li ``li``."""
+    from ase.spacegroup import crystal
+
+    atoms = build_lpsc(a)
+    sites = li_48h_sites(a)
+    pos = atoms.positions[li]
+    dist = np.linalg.norm(_mic(sites - pos, a), axis=1)
+    own = int(np.argmin(dist))
+    occupied = {int(np.argmin(np.linalg.norm(_mic(sites - p, a), axis=1)))
+                for p, s in zip(atoms.positions, atoms.get_chemical_symbols(), strict=True)
+                if s == "Li"}
+    partner = {int(i): int(j) for i, j in doublet_pairs(sites, a)}
+    partner.update({j: i for i, j in list(partner.items())})
+    s4d = crystal(["S"], basis=[(0.25, 0.25, 0.75)], spacegroup=216,
+                  cellpar=[a, a, a, 90, 90, 90]).positions
+    cage = np.array([int(np.argmin(np.linalg.norm(_mic(s4d - p, a), axis=1))) for p in sites])
+    empty = [k for k in range(len(sites)) if k not in occupied]
+    vec = {k: _mic(sites[k] - pos, a) for k in empty}
+
+    def nearest(cands: list[int]) -> np.ndarray:
+        k = min(cands, key=lambda c: np.linalg.norm(vec[c]))
+        return pos + vec[k]
+
+    return {
+        "doublet": pos + vec[partner[own]],
+        "intracage": nearest([k for k in empty if cage[k] == cage[own] and k != partner[own]]),
+        "intercage": nearest([k for k in empty if cage[k] != cage[own]]),
+    }
+
+
+def _relax(atoms: Any, calc: Any) -> Any:
+    from ase.optimize import BFGS
+
+    atoms.calc = calc
+    BFGS(atoms, logfile=None).run(fmax=FMAX, steps=STEPS)
+    return atoms
+
+
+def barrier(calc: Any, jump: str, a: float = A_EXPERIMENT, li: int = 0) -> dict[str, Any]:
+    """NEB barrier of one jump (see the module docstring)."""
+    from ase.mep import NEB
+    from ase.optimize import FIRE
+
+    target = jump_targets(a, li)[jump]
+    start = _relax(build_lpsc(a), calc)
+    end = build_lpsc(a)
+    end.positions[li] = target
+    end = _relax(end, calc)
+    hop = float(np.linalg.norm(_mic(end.positions[li] - start.positions[li], a)))
+    if hop < SAME_SITE_A:
+        return {"jump": jump, "unstable_end": True, "end_hop_A": hop,
+                "target_distance_A": float(np.linalg.norm(_mic(target - start.positions[li],
+                                                               a)))}
+    images = [start] + [start.copy() for _ in range(IMAGES)] + [end]
+    for im in images[1:-1]:
+        im.calc = calc
+    band = NEB(images, climb=True)
+    band.interpolate("idpp", mic=True)
+    converged = FIRE(band, logfile=None).run(fmax=FMAX, steps=STEPS)
+    energies = np.array([im.get_potential_energy() for im in images])
+    return {"jump": jump, "distance_A": hop,
+            "end_from_site_A": float(np.linalg.norm(_mic(end.positions[li] - target, a))),
+            "barrier_eV": float(energies.max() - energies[0]),
+            "reverse_barrier_eV": float(energies.max() - energies[-1]),
+            "end_energy_eV": float(energies[-1] - energies[0]),
+            "profile_eV": [float(e - energies[0]) for e in energies],
+            "converged": bool(converged), "fmax": FMAX, "images": IMAGES}
+
+
+def barriers(model: str, jumps: tuple[str, ...] = JUMPS) -> dict[str, Any]:
+    """The barriers of ``jumps`` for a registered model (in its own environment)."""
+    import torch
+
+    torch.set_num_threads(1)
+    card = load_card_at(model, route="python-callback") if model else None
+    calc = load_calculator(card.architecture, card.require_deploy_file())
+    return {"model": card.name, "lattice_A": A_EXPERIMENT,
+            "jumps": {j: barrier(calc, j) for j in jumps}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m lpsc_lmp.study.barriers MODEL [JUMP ...]", file=sys.stderr)
+        return 2
+    return json_main(lambda: barriers(args[0], tuple(args[1:]) or JUMPS))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
