@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PIP_NO_CACHE_DIR ?= 1
 
 .PHONY: nequip-plugin mace-plugin install test test-all lint models default-model retrain bench run clean-runs \
-	datasets-mf matrix \
+	datasets-mf matrix study precision \
 	sweep report status bench-throughput device-kit
 
 install: $(VENV)/dp/.installed $(VENV)/label/.installed $(VENV)/mace/.installed \
@@ -128,6 +128,17 @@ SWEEP_ARGS ?=
 sweep: install
 	$(DP)/lpsc-lmp sweep --models "$(MODELS)" --temps "$(TEMPS)" --seeds $(SEEDS) \
 	  --time $(TIME) $(if $(WORKERS),--workers $(WORKERS)) $(SWEEP_ARGS)
+
+# A whole study from one file (docs/study/report.md with the paper's tables and figures and
+# the uncertainty budget); resumable. studies/paper.yaml is the paper's size (a GPU machine or
+# a cluster).
+STUDY ?= studies/default.yaml
+study: install
+	$(DP)/lpsc-lmp study $(STUDY)
+
+# Precision of D per ns of MD and calibration of its error bars (bench/results/precision.md).
+precision: install
+	$(DP)/python bench/bench_precision.py
 
 # Analysis of every finished ensemble under runs/ (report.md + figures).
 report: install

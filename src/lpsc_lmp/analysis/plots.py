@@ -20,7 +20,7 @@ from .compare import DeltaResult  # noqa: E402
 from .convergence import ConvergenceResult  # noqa: E402
 from .diffusion import DiffusionResult  # noqa: E402
 
-__all__ = ["plot_arrhenius", "plot_convergence", "plot_deltas", "plot_msd_fan", "save"]
+__all__ = ["plot_arrhenius", "plot_bars", "plot_convergence", "plot_deltas", "plot_msd_fan", "save"]
 
 
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
@@ -127,4 +127,22 @@ def plot_deltas(
     ax.set_ylabel(r"$\Delta$ (%)")
     if title:
         ax.set_title(title)
+    return save(fig, stem)
+
+
+def plot_bars(rows: Sequence[tuple[str, float, float, str]], stem: str | Path, title: str = "",
+              ylabel: str = r"D (cm$^2$/s)") -> list[Path]:
+    """Bars of (label, value, 1-sigma error, group) side by side, one colour per group."""
+    groups = list(dict.fromkeys(r[3] for r in rows))
+    colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.0 + 0.7 * len(rows)), 3.8))
+    for i, (_label, value, err, group) in enumerate(rows):
+        ax.bar(i, value, yerr=err, color=colors[group], capsize=3,
+               label=group if group not in ax.get_legend_handles_labels()[1] else None)
+    ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(groups) > 1:
+        ax.legend(fontsize=8)
     return save(fig, stem)

@@ -50,7 +50,10 @@ def render(seed: int, **kw) -> None:
 @run_options
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Parallel worker processes (one per core is a good start).")
-def ensemble(**kw) -> None:
+@click.option("--estimator", type=click.Choice(["paper", "multi-origin"]), default="paper",
+              show_default=True,
+              help="How the D printed at the end is estimated (see `lpsc-lmp analyze`).")
+def ensemble(estimator: str, **kw) -> None:
     """Run N independent NVT trajectories and print the Li diffusion coefficient.
 
     Finished seeds are kept: rerunning the same command resumes where it stopped, and a
@@ -65,13 +68,13 @@ def ensemble(**kw) -> None:
         edir = run_ensemble(s, echo=click.echo)
     except KeyboardInterrupt:
         sys.exit(130)
-    print_diffusion(edir, s.window())
+    print_diffusion(edir, s.window(), estimator)
 
 
-def print_diffusion(edir: Path, window: tuple[float, float]) -> None:
+def print_diffusion(edir: Path, window: tuple[float, float], estimator: str = "paper") -> None:
     """The ensemble's D with its error bar, as ``ensemble`` prints it at the end."""
-    from ..analysis.diffusion import fit_ensemble
     from ..analysis.ensemble_data import read_ensemble
+    from ..analysis.estimators import estimate
     from ..errors import AnalysisError
     from ..rundir import scan_seeds
 
@@ -79,11 +82,12 @@ def print_diffusion(edir: Path, window: tuple[float, float]) -> None:
     if status.n_done == 0:
         raise AnalysisError(f"no finished seed in {edir} ({status.summary()}); see the seeds' "
                             "manifest.json for the reasons")
-    ens = read_ensemble(edir, load_positions=False)
+    ens = read_ensemble(edir, load_positions=estimator != "paper")
     c = ens.counts()
     summary = f"seeds: {c['done']} used, {c['failed']} failed" + "".join(
         f", {c[k]} {k}" for k in ("missing", "corrupt", "excluded") if c[k])
-    res = fit_ensemble(ens.t_msd, ens.msd_total, window)
+    res = estimate(ens, estimator, paper_window=window).result
+    window = res.window_ps
     click.echo(summary)
     for w in res.warnings:
         click.echo(f"warning: {w}")
@@ -92,4 +96,6 @@ def print_diffusion(edir: Path, window: tuple[float, float]) -> None:
         err = f" +- {res.stderr_cm2s:.2e} (1 s.e. over seeds), 95% CI [{lo:.2e}, {hi:.2e}]"
     else:
         err = " (1 seed: no error bar)"
-    click.echo(f"D(Li) = {res.D_cm2s:.3e} cm^2/s{err}  [fit {window[0]:.3g}-{window[1]:.3g} ps]")
+    axis = "lags" if estimator == "multi-origin" else "fit"
+    click.echo(f"D(Li) = {res.D_cm2s:.3e} cm^2/s{err}  [{estimator} estimator, {axis} "
+               f"{window[0]:.3g}-{window[1]:.3g} ps]")

@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "lpsc_lmp.cli.train:train",
     "evaluate": "lpsc_lmp.cli.train:evaluate",
     "validate": "lpsc_lmp.cli.study:validate",
+    "study": "lpsc_lmp.cli.study:study",
 }
 
 

@@ -51,3 +51,29 @@ def validate(model: str, teacher: str | None, temperature: float, seeds: int, ti
                f"paired per seed {out['paired_ratio']:.2f} +- "
                f"{fmt(out['paired_ratio_err'], '.2f')}")
     click.echo(f"wrote {Path(runs or 'runs') / model}/validate_T{temperature:g}K.json, .png")
+
+
+@click.command("study")
+@click.argument("study_file", type=click.Path(path_type=Path))
+@click.option("--report-only", is_flag=True,
+              help="Rewrite the report from what has run, without running anything.")
+def study(study_file: Path, report_only: bool) -> None:
+    """Run a whole study from one file (ensembles of every model and temperature, the teacher
+    checks, barriers) and write its report: D per model and T, Arrhenius fits, Delta_XC and
+    Delta_NN, the uncertainty budget. Resumable: rerun the same command.
+
+    Example: lpsc-lmp study studies/default.yaml
+    """
+    from ..study.report import write_study_report
+    from ..study.run import run_study, study_results, study_settings
+    from ..study.spec import load_spec
+
+    spec = load_spec(study_file)
+    try:
+        if report_only:
+            write_study_report(spec, study_settings(spec), study_results(spec),
+                               echo=click.echo)
+        else:
+            run_study(spec, echo=click.echo)
+    except KeyboardInterrupt:
+        sys.exit(130)

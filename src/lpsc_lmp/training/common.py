@@ -92,6 +92,20 @@ def dataset_provenance(ds_dir: Path, record: dict[str, Any] | None) -> dict[str,
     return out
 
 
+def reference_text(ds_dir: Path, reference: str) -> str:
+    """The card's ``reference_method`` when ``train`` is given none: the labeller for a dataset
+    made by ``data label`` (no DFT), else the reference and the dataset."""
+    label = ds_dir / "label.json"
+    where = relative_to_project(ds_dir)
+    if label.is_file():
+        rec = json.loads(label.read_text())
+        modal = f", {rec['modal']} output" if rec.get("modal") else ""
+        return (f"{rec['functional']}-like labels of {where} by the universal potential "
+                f"{rec['labeller']}{modal} (sevenn {rec['versions'].get('sevenn', '?')}); "
+                "no DFT was run for this model")
+    return f"{reference} labels of {where}"
+
+
 def functional_of(ds_dir: Path, reference: str) -> str:
     """The functional a dataset's labels stand for: the labeller's (``data label``), else the
     ``--reference`` given."""

@@ -28,7 +28,6 @@ from ..models.add import make_card, native_routes, run_export
 from ..models.architectures import ENV_OF, check_architecture
 from ..models.derive import derive_route_file
 from ..models.registry import CARD, file_hashes, load_card, load_card_at, publish_model_dir
-from ..paths import relative_to_project
 from .common import (
     SPLITS,
     Echo,
@@ -37,6 +36,7 @@ from .common import (
     dataset_type_map,
     functional_of,
     read_splits,
+    reference_text,
     registered_line,
     rounded_errors,
     training_target,
@@ -282,8 +282,7 @@ def trained_card(arch: str, name: str, reference: str, reference_method: str | N
     return {
         **{k: card[k] for k in ("name", "architecture", "reference")},
         "functional": functional_of(ds_dir, reference),
-        "reference_method": (reference_method
-                             or f"{reference} labels of {relative_to_project(ds_dir)}"),
+        "reference_method": reference_method or reference_text(ds_dir, reference),
         **{k: card[k] for k in ("type_map", "cutoff_A")}, "route": nat["route"],
         "env": card["env"],
         "files": files,

@@ -1,0 +1,108 @@
+"""Run a study (:mod:`lpsc_lmp.study.spec`): every ensemble in one seed queue, the teacher
+checks and the barriers, then the report (:mod:`lpsc_lmp.study.report`). Everything is
+resumable: finished seeds, cells, validations and barriers are kept and reused.
+
+Ensembles of a study are tagged with its name (``runs/<model>/T<T>K-<name>``), so that a study
+never mixes with other ensembles of the same model and temperature.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..environments import run_in_env
+from ..errors import EnvironmentFailure, InputError
+from ..files import read_json, write_text_atomic
+from ..models.registry import load_card
+from ..paths import runs_dir
+from ..runs.settings import EnsembleSettings
+from ..runs.sweep import run_sweep
+from .spec import StudySpec
+from .validate import validate
+
+
+def study_settings(spec: StudySpec) -> list[EnsembleSettings]:
+    """The ensembles of a study: models x temperatures, the committee at its temperatures,
+    and the cell check (the same models at their own cell)."""
+    runs = str(spec.runs) if spec.runs else None
+
+    def one(model: str, T: float, cell: str) -> EnsembleSettings:
+        return EnsembleSettings(model=model, temperature_K=T, seeds=spec.seeds,
+                                time_ps=spec.time_ps, workers=spec.workers, runs=runs,
+                                tag=spec.name, cell=cell, gpus="none",
+                                batch=spec.batch.get(model, 0))
+
+    out = [one(m, T, spec.cell) for m in spec.models for T in spec.temperatures]
+    out += [one(m, T, spec.cell) for m in spec.committee for T in spec.committee_temperatures]
+    cc = spec.cell_check or {}
+    other = "model" if spec.cell != "model" else "experimental"
+    out += [one(m, T, other) for m in cc.get("models", []) for T in cc.get("temperatures", [])]
+    return out
+
+
+def barriers_of(model: str, runs: Path, echo=print) -> dict[str, Any]:
+    """NEB barriers of a model (:mod:`lpsc_lmp.study.barriers`), cached in
+    ``<runs>/<model>/barriers.json`` with the sha256 of the model file."""
+    card = load_card(model, route="python-callback")
+    cache = runs / model / "barriers.json"
+    from ..files import sha256_file
+
+    sha = sha256_file(card.require_deploy_file())
+    old = read_json(cache)
+    if isinstance(old, dict) and old.get("model_sha256") == sha:
+        return old
+    echo(f"{model}: NEB barriers of the Li jumps (doublet, intracage, intercage) ...")
+    try:
+        out = run_in_env(card.env, "lpsc_lmp.study.barriers", [model])
+    except EnvironmentFailure as exc:
+        raise InputError(f"the barriers of {model} failed: {exc}") from None
+    out["model_sha256"] = sha
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(cache, json.dumps(out, indent=1))
+    return out
+
+
+def study_results(spec: StudySpec) -> dict[str, Any]:
+    """The teacher checks and barriers a study has already produced (for --report-only)."""
+    runs = Path(spec.runs or runs_dir())
+    out: dict[str, Any] = {"validate": {}, "barriers": {}}
+    if spec.validate:
+        T = float(spec.validate.get("temperature", 1200.0))
+        for m in spec.models:
+            v = read_json(runs / m / f"validate_T{T:g}K.json")
+            if isinstance(v, dict):
+                out["validate"][m] = v
+    for m in spec.barriers:
+        b = read_json(runs / m / "barriers.json")
+        if isinstance(b, dict):
+            out["barriers"][m] = b
+    return out
+
+
+def run_study(spec: StudySpec, echo=print, report: bool = True) -> Path:
+    """Run (or resume) everything the study asks for; write its report. Returns the report."""
+    runs = spec.runs or runs_dir()
+    for m in dict.fromkeys([*spec.models, *spec.committee, *spec.barriers]):
+        load_card(m)  # every model is registered before anything runs
+    settings = study_settings(spec)
+    echo(f"study {spec.name}: {len(settings)} ensemble(s) of {spec.seeds} seeds x "
+         f"{spec.time_ps:g} ps")
+    run_sweep(settings, echo=echo, engine=spec.engine, machine_file=spec.machine,
+              seeds_per_job=spec.seeds_per_job)
+    results: dict[str, Any] = {"validate": {}, "barriers": {}}
+    if spec.validate:
+        v = spec.validate
+        for m in spec.models:
+            results["validate"][m] = validate(
+                m, None, float(v.get("temperature", 1200.0)), int(v.get("seeds", 2)),
+                float(v.get("time_ps", 4.0)), spec.workers, str(runs), spec.estimator,
+                echo=echo)
+    for m in spec.barriers:
+        results["barriers"][m] = barriers_of(m, Path(runs), echo)
+    if not report:
+        return Path(runs)
+    from .report import write_study_report
+
+    return write_study_report(spec, settings, results, echo=echo)
