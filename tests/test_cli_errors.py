@@ -84,6 +84,12 @@ def test_structure_with_foreign_elements_is_refused(runs, tmp_path):
 def test_models_list_and_show():
     res = run(["models", "list"])
     assert res.exit_code == 0 and "dp-7net" in res.output and "deepmd" in res.output
+    lines = {ln.split()[0]: ln for ln in res.output.splitlines()}
+    assert "labels 7net-0" in lines["dp-7net"]
+    if "7net-mf-0-r2scan" in lines:
+        assert " teacher " in lines["7net-mf-0-r2scan"]
+    if "mace-r2scan-mf" in lines:
+        assert "r2SCAN   labels 7net-mf-0 R2SCAN" in lines["mace-r2scan-mf"]
     res = run(["models", "show", "dp-7net"])
     assert res.exit_code == 0 and "type_map" in res.output and "errors" in res.output
     assert "unknown model" in one_line_error(run(["models", "show", "nope"]))

@@ -34,15 +34,29 @@ def _summary(name: str) -> str:
     state = "ready" if deploy.is_file() else \
         f"{deploy.name} missing (run `lpsc-lmp models prepare {name}`)"
     functional = raw.get("functional") or raw["reference"]
-    return (f"{name:20s} {raw['architecture']:8s} {str(functional):8s} "
+    return (f"{name:20s} {raw['architecture']:8s} {str(functional):8s} {_labels(raw):23s} "
             f"{'-'.join(raw['type_map']):12s} rcut {float(raw['cutoff_A']):g} A  "
             f"routes {'>'.join(routes):28s} {state}")
 
 
+def _labels(raw: dict) -> str:
+    """Where a model's training labels came from: the labeller (and its output), 'teacher' for
+    a universal potential that labels, else the dataset."""
+    if raw.get("teacher"):
+        return "teacher"
+    lab = (raw.get("training") or {}).get("labelling") or {}
+    if lab.get("labeller"):
+        return f"labels {lab['labeller']}" + (f" {lab['modal']}" if lab.get("modal") else "")
+    if raw.get("reference") == "7net":
+        return "labels 7net-0"
+    return f"data {raw['dataset']}" if raw.get("dataset") else "-"
+
+
 @models.command("list")
 def models_list() -> None:
-    """One line per registered model: architecture, functional of its labels, type map,
-    cutoff, routes in order of preference, and whether its files are ready."""
+    """One line per registered model: architecture, functional of its labels, where the labels
+    came from (labeller, or 'teacher' for a labeller), type map, cutoff, routes in order of
+    preference, and whether its files are ready."""
     names = list_models()
     if not names:
         click.echo("no models registered under potentials/; add one with `lpsc-lmp models add` "

@@ -5,8 +5,8 @@ per second measured on the way give the time estimate printed before a long ense
 
 ``python -m lpsc_lmp.md.preflight JOB_FILE WORKDIR [STEPS]`` takes the first entry of a job
 file (as the worker does), runs its deck's set-up in WORKDIR (which holds the structure), the
-model attached, then ``run 0`` and ``run STEPS``, and prints ``{"steps_per_s": ...}`` or
-``{"error": "LAMMPS error: ..."}`` (JSON).
+model attached, then ``run 0``, STEPS of warm-up and STEPS timed, and prints
+``{"steps_per_s": ...}`` or ``{"error": "LAMMPS error: ..."}`` (JSON).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ PREFLIGHT_STEPS = 20
 
 def preflight(deck_text: str, meta: dict[str, Any], workdir: Path,
               steps: int = PREFLIGHT_STEPS) -> dict[str, Any]:
-    """Run the set-up of ``deck_text`` in ``workdir``, ``run 0`` and ``run steps``; return the
-    steps per second. SeedFailed (one line) when LAMMPS or the model refuses."""
+    """Run the set-up of ``deck_text`` in ``workdir``, ``run 0``, ``steps`` untimed warm-up steps
+    and ``steps`` timed ones; return the steps per second. SeedFailed (one line) when LAMMPS
+    or the model refuses."""
     setup, _ = split_production_run(deck_text)
     meta = with_device(meta)
     cwd = os.getcwd()
@@ -43,6 +44,9 @@ def preflight(deck_text: str, meta: dict[str, Any], workdir: Path,
         lmp.commands_string(setup)
         handle = attach(lmp, meta["route"], meta)  # noqa: F841 (kept alive for the runs)
         lmp.command("run 0 post no")
+        # untimed warm-up: TorchScript models optimise themselves over their first calls,
+        # which would make the estimate several times too long
+        lmp.command(f"run {steps} pre no post no")
         t0 = time.perf_counter()
         lmp.command(f"run {steps} pre no post no")
         wall = time.perf_counter() - t0

@@ -3,9 +3,12 @@ or teacher, in its own environment.
 
 The 52-atom cell keeps one Li per 48h doublet; the jumps of the argyrodite Li sublattice
 (de Klerk et al., Chem. Mater. 2016) are taken for the first Li of the cell, to the nearest
-empty 48h site of each kind: ``doublet`` (the other site of its own 48h-24g-48h doublet),
-``intracage`` (an empty site of another doublet of the same cage, the 12 48h sites around one
-4d S) and ``intercage`` (an empty site of a neighbouring cage). End points are relaxed at fixed
+48h site of each kind: ``doublet`` (the empty other site of its own 48h-24g-48h doublet),
+``intracage`` (a site of another doublet of the same cage, the 12 48h sites around one 4d S)
+and ``intercage`` (a site of a doublet of a neighbouring cage). A doublet holds one Li, so the
+intracage and intercage jumps go into a vacant doublet: the Li of the target doublet is removed
+(a Li vacancy, 51 atoms; the models carry no charge, so no background is needed) in both end
+states. End points are relaxed at fixed
 cell (BFGS); a band of :data:`IMAGES` interior images (IDPP interpolation) is relaxed with a
 climbing image (FIRE) to :data:`FMAX` eV/A. The barrier is the highest image energy minus the
 initial one (and, reversed, minus the final one); an end point that relaxes back to within
@@ -33,6 +36,8 @@ JUMPS = ("doublet", "intracage", "intercage")
 IMAGES = 5
 FMAX = 0.05
 STEPS = 200
+#: Optimiser steps for the end points (they must be minima for the barrier to mean anything).
+RELAX_STEPS = 2000
 #: An end point that relaxes to within this distance (A) of the start is the start.
 SAME_SITE_A = 1.0
 
@@ -41,8 +46,10 @@ def _mic(d: np.ndarray, a: float) -> np.ndarray:
     return d - a * np.round(d / a)
 
 
-def jump_targets(a: float = A_EXPERIMENT, li: int = 0) -> dict[str, np.ndarray]:
-    """Target position (A, nearest periodic image to the Li) of each jump of Li ``li``."""
+def jump_targets(a: float = A_EXPERIMENT, li: int = 0
+                 ) -> dict[str, tuple[np.ndarray, int | None]]:
+    """Each jump of Li ``li``: the target position (A, nearest periodic image to the Li) and
+    the index of the Li to remove so that the target doublet is vacant (None: none needed)."""
     from ase.spacegroup import crystal
 
     atoms = build_lpsc(a)
@@ -50,9 +57,10 @@ def jump_targets(a: float = A_EXPERIMENT, li: int = 0) -> dict[str, np.ndarray]:
     pos = atoms.positions[li]
     dist = np.linalg.norm(_mic(sites - pos, a), axis=1)
     own = int(np.argmin(dist))
-    occupied = {int(np.argmin(np.linalg.norm(_mic(sites - p, a), axis=1)))
-                for p, s in zip(atoms.positions, atoms.get_chemical_symbols(), strict=True)
-                if s == "Li"}
+    holder = {int(np.argmin(np.linalg.norm(_mic(sites - p, a), axis=1))): i
+              for i, (p, s) in enumerate(zip(atoms.positions, atoms.get_chemical_symbols(),
+                                             strict=True)) if s == "Li"}
+    occupied = set(holder)
     partner = {int(i): int(j) for i, j in doublet_pairs(sites, a)}
     partner.update({j: i for i, j in list(partner.items())})
     s4d = crystal(["S"], basis=[(0.25, 0.25, 0.75)], spacegroup=216,
@@ -61,23 +69,23 @@ def jump_targets(a: float = A_EXPERIMENT, li: int = 0) -> dict[str, np.ndarray]:
     empty = [k for k in range(len(sites)) if k not in occupied]
     vec = {k: _mic(sites[k] - pos, a) for k in empty}
 
-    def nearest(cands: list[int]) -> np.ndarray:
+    def nearest(cands: list[int]) -> tuple[np.ndarray, int | None]:
         k = min(cands, key=lambda c: np.linalg.norm(vec[c]))
-        return pos + vec[k]
+        return pos + vec[k], holder.get(partner[k])
 
     return {
-        "doublet": pos + vec[partner[own]],
+        "doublet": (pos + vec[partner[own]], None),
         "intracage": nearest([k for k in empty if cage[k] == cage[own] and k != partner[own]]),
         "intercage": nearest([k for k in empty if cage[k] != cage[own]]),
     }
 
 
-def _relax(atoms: Any, calc: Any) -> Any:
+def _relax(atoms: Any, calc: Any) -> tuple[Any, bool]:
+    """Relax at fixed cell to :data:`FMAX`; returns the atoms and whether it converged."""
     from ase.optimize import BFGS
 
     atoms.calc = calc
-    BFGS(atoms, logfile=None).run(fmax=FMAX, steps=STEPS)
-    return atoms
+    return atoms, bool(BFGS(atoms, logfile=None).run(fmax=FMAX / 2, steps=RELAX_STEPS))
 
 
 def barrier(calc: Any, jump: str, a: float = A_EXPERIMENT, li: int = 0) -> dict[str, Any]:
@@ -85,30 +93,38 @@ def barrier(calc: Any, jump: str, a: float = A_EXPERIMENT, li: int = 0) -> dict[
     from ase.mep import NEB
     from ase.optimize import FIRE
 
-    target = jump_targets(a, li)[jump]
-    start = _relax(build_lpsc(a), calc)
+    target, vacancy = jump_targets(a, li)[jump]
+    start = build_lpsc(a)
     end = build_lpsc(a)
     end.positions[li] = target
-    end = _relax(end, calc)
+    if vacancy is not None:
+        del start[vacancy]
+        del end[vacancy]
+        li -= int(vacancy < li)
+    start, ok_start = _relax(start, calc)
+    end, ok_end = _relax(end, calc)
     hop = float(np.linalg.norm(_mic(end.positions[li] - start.positions[li], a)))
     if hop < SAME_SITE_A:
         return {"jump": jump, "unstable_end": True, "end_hop_A": hop,
+                "vacancy": vacancy is not None, "ends_relaxed": ok_start and ok_end,
                 "target_distance_A": float(np.linalg.norm(_mic(target - start.positions[li],
                                                                a)))}
     images = [start] + [start.copy() for _ in range(IMAGES)] + [end]
     for im in images[1:-1]:
         im.calc = calc
-    band = NEB(images, climb=True)
+    band = NEB(images, climb=True, method="improvedtangent", allow_shared_calculator=True)
     band.interpolate("idpp", mic=True)
     converged = FIRE(band, logfile=None).run(fmax=FMAX, steps=STEPS)
     energies = np.array([im.get_potential_energy() for im in images])
-    return {"jump": jump, "distance_A": hop,
+    return {"jump": jump, "distance_A": hop, "vacancy": vacancy is not None,
             "end_from_site_A": float(np.linalg.norm(_mic(end.positions[li] - target, a))),
             "barrier_eV": float(energies.max() - energies[0]),
             "reverse_barrier_eV": float(energies.max() - energies[-1]),
             "end_energy_eV": float(energies[-1] - energies[0]),
             "profile_eV": [float(e - energies[0]) for e in energies],
-            "converged": bool(converged), "fmax": FMAX, "images": IMAGES}
+            "converged": bool(converged), "ends_relaxed": ok_start and ok_end,
+            "downhill": bool(energies[1:-1].min() < min(energies[0], energies[-1]) - FMAX),
+            "fmax": FMAX, "images": IMAGES}
 
 
 def barriers(model: str, jumps: tuple[str, ...] = JUMPS) -> dict[str, Any]:

@@ -257,7 +257,7 @@ def format_table(rows: list[EvalRow]) -> str:
 def evaluate(models: list[str] | None = None, dataset: str | None = None,
              root: Path | None = None, out_dir: Path | None = None, name: str | None = None,
              plots: bool = True, echo=print) -> dict[str, Any]:
-    """Evaluate ``models`` (default: every registered model that names a dataset) on their
+    """Evaluate ``models`` (default: every registered trained model, teachers left out) on their
     datasets (or on ``dataset`` for all); write ``<out_dir>/<name>.{csv,json}``."""
     names = list(models) if models else list_models()
     if not names:
@@ -266,6 +266,8 @@ def evaluate(models: list[str] | None = None, dataset: str | None = None,
     rows, skipped = [], []
     for n in names:
         card = load_card(n)
+        if not models and card.raw.get("teacher"):
+            continue  # a universal potential that labelled the data, not a trained model
         ds = dataset or card_dataset(card)
         if not ds:
             msg = f"{n}: its card names no dataset (add `dataset: <name>`); skipped"
