@@ -116,7 +116,8 @@ bench: install
 
 # The main job: an ensemble on the bundled default model.
 run: install
-	$(DP)/lpsc-lmp ensemble --model dp-7net --T 1000 --seeds 8 --time 10 --workers 2
+	$(DP)/lpsc-lmp ensemble --model dp-7net --T 1200 --seeds 10 --time 6 --workers 2 \
+	  --estimator multi-origin
 
 # The paper's study: every (model, T) ensemble from one seed queue (resumable; see README).
 MODELS ?= dp-7net
@@ -138,7 +139,7 @@ study: install
 
 # Precision of D per ns of MD and calibration of its error bars (bench/results/precision.md).
 precision: install
-	$(DP)/python bench/bench_precision.py
+	$(DP)/python bench/bench_precision.py --temps 1000,1200 --seeds 32 --time 8 --sub 4
 
 # Analysis of every finished ensemble under runs/ (report.md + figures).
 report: install

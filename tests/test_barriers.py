@@ -39,3 +39,41 @@ def test_intercage_barrier_of_the_default_model():
     assert out["ends_relaxed"] and out["converged"] and out["vacancy"]
     assert 0.02 < out["barrier_eV"] < 1.0
     assert out["profile_eV"][0] == 0.0 and max(out["profile_eV"]) == out["barrier_eV"]
+
+
+def test_barriers_go_on_the_card_and_are_reused(tmp_path, monkeypatch):
+    """Computed once, summarised on the card with the model's sha256; a later call (no run
+    cache) takes them from the card; a changed model file computes again."""
+    import shutil
+
+    from lpsc_lmp.models.registry import load_card
+    from lpsc_lmp.study import run as study_run
+
+    pot = tmp_path / "potentials"
+    shutil.copytree(load_card("dp-7net").directory, pot / "dp-7net",
+                    ignore=shutil.ignore_patterns("*.pth", "checkpoint*", "*.pb"))
+    shutil.copy(load_card("dp-7net").deploy_file, pot / "dp-7net")
+    monkeypatch.setenv("LPSC_LMP_POTENTIALS", str(pot))
+    calls = []
+
+    def fake(env, module, args):
+        calls.append(args)
+        return {"model": args[0], "lattice_A": 9.859, "images": 7, "fmax": 0.05,
+                "jumps": {"intercage": {"barrier_eV": 0.28123456, "reverse_barrier_eV": 0.33,
+                                        "end_energy_eV": -0.05, "distance_A": 3.7,
+                                        "converged": True, "profile_eV": [0.0, 0.28]}}}
+
+    monkeypatch.setattr(study_run, "run_in_env", fake)
+    out = study_run.all_barriers(["dp-7net"], tmp_path / "runs", echo=lambda *_: None)
+    card = load_card("dp-7net").raw["barriers"]
+    assert calls == [["dp-7net"]] and out["dp-7net"]["jumps"]["intercage"]["converged"]
+    assert card["jumps"]["intercage"] == {"barrier_eV": 0.2812, "reverse_barrier_eV": 0.33,
+                                          "end_energy_eV": -0.05, "distance_A": 3.7,
+                                          "converged": True}
+    shutil.rmtree(tmp_path / "runs")
+    again = study_run.barriers_of("dp-7net", tmp_path / "runs", echo=lambda *_: None)
+    assert len(calls) == 1 and again["from_card"] and again["jumps"] == card["jumps"]
+    deploy = load_card("dp-7net").deploy_file
+    deploy.write_bytes(deploy.read_bytes() + b"\n")  # another model file
+    study_run.barriers_of("dp-7net", tmp_path / "runs", echo=lambda *_: None)
+    assert len(calls) == 2

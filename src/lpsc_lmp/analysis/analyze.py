@@ -129,7 +129,8 @@ def analyze_ensemble(
         if abs(pressure[0]) > PRESSURE_WARN_GPA:
             summary["diffusion"]["warnings"] = [*summary["diffusion"]["warnings"], (
                 f"the cell is at {pressure[0]:+.1f} GPa at this temperature: the model's own "
-                "volume differs from this cell's; run at it with --cell model")]
+                "volume differs from this cell's; compare with --cell model, which warns when "
+                "that volume lies outside the model's training data (docs/study.md, The cell)")]
     n_li, vol = meta.get("n_li"), meta.get("volume_A3")
     if n_li and vol:
         s = nernst_einstein_mScm(res.D_cm2s, int(n_li), float(vol), T)

@@ -183,6 +183,16 @@ def delta_xc(
     return out
 
 
+def spread(values: Mapping[str, tuple[float, float]], models: list[str], label: str,
+           n_mc: int = 10000, rng_seed: int = 0) -> DeltaResult:
+    """``(max - min) / min`` of the D of ``models``, with its Monte-Carlo error (a max/min has
+    no useful first-order one)."""
+    d, _, x = _draws(values, models, n_mc, rng_seed)
+    value = (d.max() - d.min()) / d.min()
+    draws = (x.max(axis=1) - x.min(axis=1)) / x.min(axis=1)
+    return _summ(value, draws, float("nan"), models, d, label)
+
+
 def delta_nn(
     values: Mapping[str, tuple[float, float]],
     cards: Mapping[str, Mapping[str, str]],
@@ -201,13 +211,9 @@ def delta_nn(
     for func, models in sorted(by_func.items()):
         if len(models) < 2:
             continue
-        models = sorted(models)
-        d, _, x = _draws(values, models, n_mc, rng_seed)
-        value = (d.max() - d.min()) / d.min()
-        draws = (x.max(axis=1) - x.min(axis=1)) / x.min(axis=1)
         archs = sorted({_card_fields(cards, m)[0] for m in models})
-        out[func] = _summ(value, draws, float("nan"), models, d,
-                          f"{func}: {', '.join(archs)}")
+        out[func] = spread(values, sorted(models), f"{func}: {', '.join(archs)}", n_mc,
+                           rng_seed)
     return out
 
 
@@ -228,13 +234,10 @@ def committee_spread(
     for lead, models in sorted(groups.items()):
         if len(models) < 2:
             continue
-        models = sorted(models)
-        d, _, x = _draws(values, models, n_mc, rng_seed)
-        value = (d.max() - d.min()) / d.min()
-        draws = (x.max(axis=1) - x.min(axis=1)) / x.min(axis=1)
+        d = np.array([values[m][0] for m in models])
         cv = float(np.std(d, ddof=1) / np.mean(d))
-        out[lead] = _summ(value, draws, float("nan"), models, d,
-                          f"{len(models)} training seeds, CV {cv:.1%}")
+        out[lead] = spread(values, sorted(models), f"{len(models)} training seeds, CV {cv:.1%}",
+                           n_mc, rng_seed)
     return out
 
 

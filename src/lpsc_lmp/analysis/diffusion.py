@@ -11,8 +11,8 @@ Errors. The OLS standard error of that slope is far too small (MSD points along 
 strongly correlated), so it is not used. The seeds are independent replicas, and OLS is linear in
 the data, so the slope of the seed-mean MSD *equals* the mean of the per-seed slopes (same time
 grid). Hence the standard error of D is ``std(D_i, ddof=1) / sqrt(n)`` over per-seed values
-``D_i``, and the 95 % interval is a percentile bootstrap over seeds (resampling whole seeds,
-which keeps every within-trajectory correlation).
+``D_i``, and the 95 % interval is Student-t, ``D +- t(0.975, n - 1) x stderr``: calibrated for
+a handful of seeds, where a percentile bootstrap over seeds (also reported) is too narrow.
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ __all__ = [
     "WindowDiagnostic",
     "default_window",
     "fit_ensemble",
-    "local_exponent",
     "ols_fit",
     "per_seed_slopes",
     "validate_window",
     "window_diagnostic",
+    "slope_drop",
+    "student_t_ci",
+    "MAX_SLOPE_DROP",
 ]
 
 #: 1 A^2/ps in cm^2/s.
@@ -48,6 +50,10 @@ MIN_WINDOW_POINTS = 5
 ALPHA_TOLERANCE = 0.25
 #: Warn when the relative standard error of D exceeds this.
 MAX_REL_STDERR = 0.2
+#: Warn when the MSD slope of the second half of the window is lower than that of the first half
+#: by more than this fraction of D (and by more than twice its error over the seeds): the MSD
+#: still bends (local motion in the Li cages not yet averaged out), so D is biased high.
+MAX_SLOPE_DROP = 0.1
 
 
 def validate_window(
@@ -122,38 +128,6 @@ def per_seed_slopes(
     return slope
 
 
-def local_exponent(
-    t_ps: np.ndarray, msd: np.ndarray, n_bins: int = 40
-) -> tuple[np.ndarray, np.ndarray]:
-    """Local exponent ``alpha(t) = d ln MSD / d ln t`` of a (mean) MSD curve.
-
-    The curve is first averaged in ``n_bins`` logarithmically spaced time bins (t > 0, MSD > 0)
-    so that dense, noisy sampling does not blow up the derivative. ``alpha = 2`` is ballistic,
-    ``1`` diffusive, ``< 1`` sub-diffusive (caged).
-
-    Returns:
-        ``(t_mid_ps, alpha)`` at the bin centres that hold data.
-    """
-    t = np.asarray(t_ps, dtype=np.float64)
-    y = np.asarray(msd, dtype=np.float64)
-    ok = (t > 0) & (y > 0) & np.isfinite(y)
-    t, y = t[ok], y[ok]
-    if t.size < 3:
-        return np.empty(0), np.empty(0)
-    edges = np.geomspace(t.min(), t.max() * (1 + 1e-12), n_bins + 1)
-    idx = np.digitize(t, edges) - 1
-    lt, ly = [], []
-    for b in range(n_bins):
-        sel = idx == b
-        if np.any(sel):
-            lt.append(np.mean(np.log(t[sel])))
-            ly.append(np.log(np.mean(y[sel])))
-    lt_a, ly_a = np.array(lt), np.array(ly)
-    if lt_a.size < 3:
-        return np.exp(lt_a), np.full(lt_a.size, np.nan)
-    return np.exp(lt_a), np.gradient(ly_a, lt_a)
-
-
 @dataclass(frozen=True)
 class WindowDiagnostic:
     """Quality of the fit window on the seed-mean MSD.
@@ -225,7 +199,10 @@ class DiffusionResult:
         D_A2ps: paper estimator, OLS slope of the seed-mean MSD over the window / (2 dim), A^2/ps.
         D_cm2s: the same in cm^2/s.
         stderr_cm2s: ``std(per-seed D, ddof=1) / sqrt(n_seeds)``, cm^2/s (nan for one seed).
-        ci95_cm2s: percentile-bootstrap 95 % interval over seeds, cm^2/s.
+        ci95_cm2s: 95 % interval, Student-t over seeds: D +- t(0.975, n - 1) x stderr, cm^2/s
+            (calibrated even for a handful of seeds; bench/results/precision.md).
+        ci95_boot_cm2s: percentile-bootstrap 95 % interval over seeds, cm^2/s (too narrow for
+            fewer than about ten seeds).
         per_seed_D_cm2s: D of each seed from its own MSD over the window, cm^2/s.
         n_seeds: number of seeds used.
         window_ps: fit window (start, end), ps.
@@ -233,6 +210,9 @@ class DiffusionResult:
         intercept_A2: intercept of the fit of the mean MSD, A^2.
         alpha_window: log-log slope of the mean MSD in the window (1 = diffusive).
         rel_stderr: ``stderr_cm2s / D_cm2s``.
+        slope_drop: (slope of the first half of the window - slope of the second half) / slope
+            of the whole, mean over seeds (0 on a straight MSD; > 0 while it still bends).
+        slope_drop_err: its standard error over seeds (paired per seed).
         warnings: human-readable problems (window, noise, few seeds).
     """
 
@@ -247,6 +227,9 @@ class DiffusionResult:
     intercept_A2: float = float("nan")
     alpha_window: float = float("nan")
     rel_stderr: float = float("nan")
+    slope_drop: float = float("nan")
+    slope_drop_err: float = float("nan")
+    ci95_boot_cm2s: tuple[float, float] = (float("nan"), float("nan"))
     warnings: tuple[str, ...] = ()
 
     @property
@@ -259,6 +242,7 @@ class DiffusionResult:
         d = asdict(self)
         d["per_seed_D_cm2s"] = [float(x) for x in self.per_seed_D_cm2s]
         d["ci95_cm2s"] = [float(x) for x in self.ci95_cm2s]
+        d["ci95_boot_cm2s"] = [float(x) for x in self.ci95_boot_cm2s]
         d["window_ps"] = [float(x) for x in self.window_ps]
         d["warnings"] = list(self.warnings)
         return d
@@ -276,6 +260,37 @@ def bootstrap_mean_ci(
     means = v[idx].mean(axis=1)
     lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
     return (float(lo), float(hi))
+
+
+def slope_drop(t_ps: np.ndarray, msd_per_seed: np.ndarray, window_ps: tuple[float, float],
+               slopes: np.ndarray) -> tuple[float, float]:
+    """How much the MSD still bends in the window: per seed, (slope over the first half -
+    slope over the second half) / the ensemble's slope over the whole window; returns the mean
+    over seeds and its standard error (nan when a half holds too few samples or one seed)."""
+    t0, t1 = window_ps
+    mid = 0.5 * (t0 + t1)
+    try:
+        first = per_seed_slopes(t_ps, msd_per_seed, (t0, mid))
+        second = per_seed_slopes(t_ps, msd_per_seed, (mid, t1))
+    except AnalysisError:
+        return float("nan"), float("nan")
+    scale = float(np.mean(slopes))
+    if msd_per_seed.shape[0] < 2 or scale <= 0:
+        return float("nan"), float("nan")
+    r = (first - second) / scale
+    return float(r.mean()), float(r.std(ddof=1) / np.sqrt(r.size))
+
+
+def student_t_ci(mean: float, stderr: float, n: int, level: float = 0.95
+                 ) -> tuple[float, float]:
+    """``mean +- t(1/2 + level/2, n - 1) x stderr``: the interval of a mean of ``n`` independent
+    replicas (nan for fewer than two)."""
+    if n < 2 or not np.isfinite(stderr):
+        return (float("nan"), float("nan"))
+    from scipy import stats
+
+    q = float(stats.t.ppf(0.5 + level / 2, n - 1))
+    return (mean - q * stderr, mean + q * stderr)
 
 
 def fit_ensemble(
@@ -329,6 +344,12 @@ def fit_ensemble(
     rel = stderr / abs(d_cm2s) if d_cm2s != 0 else float("inf")
     diag = window_diagnostic(t, mean_msd, w, rel_stderr=rel)
     warn = list(diag.warnings)
+    drop, drop_err = slope_drop(t, msd, w, per_seed / A2PS_TO_CM2S * (2 * dim))
+    if np.isfinite(drop) and drop > MAX_SLOPE_DROP and drop > 2 * drop_err and \
+            not any("sub-linearly" in x for x in warn):
+        warn.append(f"the MSD still bends in the window (slope of its second half "
+                    f"{drop:.0%} +- {drop_err:.0%} lower than the first): D is biased high; "
+                    "start the window later or run longer trajectories")
     if n < 2:
         warn.append("only one seed: no error estimate; run more seeds")
     elif n < 10:
@@ -337,7 +358,8 @@ def fit_ensemble(
         D_A2ps=d_a2ps,
         D_cm2s=d_cm2s,
         stderr_cm2s=stderr,
-        ci95_cm2s=ci,
+        ci95_cm2s=student_t_ci(d_cm2s, stderr, n),
+        ci95_boot_cm2s=ci,
         per_seed_D_cm2s=per_seed,
         n_seeds=n,
         window_ps=w,
@@ -345,5 +367,7 @@ def fit_ensemble(
         intercept_A2=float(icpt),
         alpha_window=diag.alpha_window,
         rel_stderr=float(rel),
+        slope_drop=drop,
+        slope_drop_err=drop_err,
         warnings=tuple(warn),
     )

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import AnalysisError
 from . import msd as msdmod
-from .diffusion import DiffusionResult, fit_ensemble
+from .diffusion import MIN_WINDOW_POINTS, DiffusionResult, fit_ensemble
 from .ensemble_data import EnsembleData
 
 ESTIMATORS = ("paper", "multi-origin")
@@ -40,7 +40,7 @@ DESCRIPTION = {
 #: Fraction of each run left out before the first time origin (equilibration).
 T_EQ_FRACTION = 0.1
 #: Fit window of the multi-origin MSD, as fractions of the run length after equilibration.
-MULTI_ORIGIN_WINDOW = (0.1, 0.5)
+MULTI_ORIGIN_WINDOW = (0.25, 0.75)
 
 
 def check_estimator(name: str) -> str:
@@ -112,5 +112,11 @@ def estimate(data: EnsembleData, estimator: str, window: tuple[float, float] | N
     t_eq = default_t_eq(time_ps) if t_eq_ps is None else float(t_eq_ps)
     lags, curves = multi_origin_curves(data, t_eq)
     w = window or multi_origin_window(float(lags[-1]))
+    n_in = int(np.count_nonzero((lags >= w[0]) & (lags <= w[1])))
+    if n_in < MIN_WINDOW_POINTS:
+        raise AnalysisError(
+            f"the multi-origin lag window {w[0]:g}-{w[1]:g} ps holds {n_in} position frames "
+            f"(< {MIN_WINDOW_POINTS}): the trajectories ({time_ps:g} ps) are too short for this "
+            "estimator; run longer ones (--time) or use --estimator paper")
     res = fit_ensemble(lags, curves, w, n_boot=n_boot)
     return Estimate("multi-origin", res, lags, curves, t_eq)

@@ -37,7 +37,7 @@ def write_report(runs: Path, potentials: Path, out: Path, T_eval: float = 300.0,
     fig_dir = out.parent / (out.stem + "_figures")
     lines = [f"# lpsc-lmp report ({runs})", "",
              f"D by the {estimator} estimator ({DESCRIPTION[estimator]}); errors from the "
-             "spread of per-seed D (1 sigma = std/sqrt(n)); 95 % intervals by bootstrap over "
+             "spread of per-seed D (1 sigma = std/sqrt(n)); 95 % intervals Student-t over "
              "seeds.", "",
              "## Diffusion coefficients", "",
              "| model | T (K) | seeds done/failed/missing | D (cm^2/s) | stderr | 95 % CI | "

@@ -59,7 +59,8 @@ def ensemble(estimator: str, **kw) -> None:
     Finished seeds are kept: rerunning the same command resumes where it stopped, and a
     larger --seeds extends the ensemble.
 
-    Example: lpsc-lmp ensemble --model dp-7net --T 1000 --seeds 8 --time 10 --workers 2
+    Example: lpsc-lmp ensemble --model dp-7net --T 1200 --seeds 10 --time 6 --workers 2
+    --estimator multi-origin
     """
     from ..runs.sweep import run_ensemble
 

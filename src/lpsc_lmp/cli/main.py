@@ -26,6 +26,7 @@ COMMANDS = {
     "evaluate": "lpsc_lmp.cli.train:evaluate",
     "validate": "lpsc_lmp.cli.study:validate",
     "study": "lpsc_lmp.cli.study:study",
+    "barriers": "lpsc_lmp.cli.study:barriers",
 }
 
 
@@ -75,8 +76,8 @@ def main() -> None:
     \b
     Typical use:
       lpsc-lmp models list
-      lpsc-lmp ensemble --model dp-7net --T 1000 --seeds 8 --time 10 --workers 2
-      lpsc-lmp analyze runs/dp-7net/T1000K
+      lpsc-lmp ensemble --model dp-7net --T 1200 --seeds 10 --time 6 --estimator multi-origin
+      lpsc-lmp analyze runs/dp-7net/T1200K --estimator multi-origin
     """
 
 

@@ -53,6 +53,38 @@ def validate(model: str, teacher: str | None, temperature: float, seeds: int, ti
     click.echo(f"wrote {Path(runs or 'runs') / model}/validate_T{temperature:g}K.json, .png")
 
 
+@click.command("barriers")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Models computed at once (one core each).")
+@click.option("--runs", type=click.Path(), default=None,
+              help="Root of run directories (default: runs/ of the project).")
+def barriers(models: tuple[str, ...], workers: int, runs: str | None) -> None:
+    """NEB barriers (eV) of the Li jumps of Li6PS5Cl (doublet, intra-cage, inter-cage; ordered
+    cell at the experimental lattice) for registered models, written to each model's card.
+    A teacher takes about half an hour on one core; a card that already holds the barriers of
+    the same model file is reused.
+
+    Example: lpsc-lmp barriers 7net-mf-0-pbe chgnet --workers 2
+    """
+    from ..paths import runs_dir
+    from ..study.barriers import JUMPS
+    from ..study.run import all_barriers
+
+    try:
+        out = all_barriers(list(models), Path(runs or runs_dir()), workers, echo=click.echo)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    click.echo(f"{'model':20s} " + " ".join(f"{j + ' (eV)':>18s}" for j in JUMPS))
+    for m, b in out.items():
+        cells = []
+        for j in JUMPS:
+            r = b["jumps"].get(j, {})
+            cells.append("no stable end" if r.get("unstable_end") else
+                         f"{r['barrier_eV']:.3f}" if "barrier_eV" in r else "-")
+        click.echo(f"{m:20s} " + " ".join(f"{c:>18s}" for c in cells))
+
+
 @click.command("study")
 @click.argument("study_file", type=click.Path(path_type=Path))
 @click.option("--report-only", is_flag=True,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,10 @@ from typing import Any
 import numpy as np
 
 from ..environments import json_main
-from ..errors import RouteError, SeedFailed
-from ..lammps_env import open_lammps
+from ..errors import SeedFailed
 from .callback import attach
 from .deck import split_production_run
-from .runner import fix_vector_rows, lammps_failure
+from .runner import fix_vector_rows, lammps_session
 from .seeds import with_device
 
 #: Blocks the second half is cut into for the standard error of the mean lattice parameter.
@@ -46,23 +44,11 @@ def run_npt(deck_text: str, meta: dict[str, Any], workdir: Path) -> dict[str, An
     setup, nsteps = split_production_run(deck_text)
     every = int(meta["cell_every_steps"])
     meta = with_device(meta)
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    lmp = open_lammps(log=None)
-    try:
+    with lammps_session(workdir) as lmp:
         lmp.commands_string(setup)
         handle = attach(lmp, meta["route"], meta)  # noqa: F841 (kept alive for the run)
         lmp.command(f"run {nsteps}")
         rows = fix_vector_rows(lmp, "cell", nsteps // every + 1, 4)
-    except SeedFailed:
-        raise
-    except RouteError as exc:
-        raise SeedFailed(str(exc)) from None
-    except Exception as exc:  # LAMMPS errors arrive as plain exceptions
-        raise lammps_failure(exc) from None
-    finally:
-        lmp.close()
-        os.chdir(cwd)
     if not np.all(np.isfinite(rows)):
         raise SeedFailed("the NpT run gave non-finite volumes or pressures")
     half = rows[rows.shape[0] // 2:]

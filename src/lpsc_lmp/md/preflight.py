@@ -12,18 +12,16 @@ model attached, then ``run 0``, STEPS of warm-up and STEPS timed, and prints
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..environments import json_main
-from ..errors import RouteError, SeedFailed
-from ..lammps_env import open_lammps
+from ..errors import SeedFailed
 from .callback import attach
 from .deck import split_production_run
-from .runner import lammps_failure
+from .runner import lammps_session
 from .seeds import with_device
 
 #: MD steps timed by the preflight (after ``run 0``, which sets everything up).
@@ -37,10 +35,7 @@ def preflight(deck_text: str, meta: dict[str, Any], workdir: Path,
     or the model refuses."""
     setup, _ = split_production_run(deck_text)
     meta = with_device(meta)
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    lmp = open_lammps(log=None)
-    try:
+    with lammps_session(workdir) as lmp:
         lmp.commands_string(setup)
         handle = attach(lmp, meta["route"], meta)  # noqa: F841 (kept alive for the runs)
         lmp.command("run 0 post no")
@@ -53,15 +48,6 @@ def preflight(deck_text: str, meta: dict[str, Any], workdir: Path,
         pe = lmp.get_thermo("pe")
         if pe != pe:  # NaN
             raise SeedFailed("the potential energy is not a number after the first steps")
-    except SeedFailed:
-        raise
-    except RouteError as exc:
-        raise SeedFailed(str(exc)) from None
-    except Exception as exc:  # LAMMPS errors arrive as plain exceptions
-        raise lammps_failure(exc) from None
-    finally:
-        lmp.close()
-        os.chdir(cwd)
     return {"steps": steps, "seconds": round(wall, 4),
             "steps_per_s": round(steps / wall, 2) if wall > 0 else None}
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,27 @@ def check_thermostat(temps_K: np.ndarray, target_K: float) -> None:
 def lammps_failure(exc: BaseException) -> SeedFailed:
     """A LAMMPS exception (they arrive as plain exceptions) as a one-line seed failure."""
     return SeedFailed(f"LAMMPS error: {first_line(exc)}")
+
+
+@contextmanager
+def lammps_session(workdir: Path) -> Iterator[Any]:
+    """LAMMPS opened in ``workdir`` (the working directory while it runs); any failure inside
+    becomes a one-line :class:`SeedFailed` (a model that cannot be attached, a LAMMPS error);
+    LAMMPS is closed and the working directory restored whatever happens."""
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    lmp = open_lammps(log=None)
+    try:
+        yield lmp
+    except SeedFailed:
+        raise
+    except RouteError as exc:  # the model could not be attached (its message names the fix)
+        raise SeedFailed(str(exc)) from None
+    except Exception as exc:  # LAMMPS errors arrive as plain exceptions
+        raise lammps_failure(exc) from None
+    finally:
+        lmp.close()
+        os.chdir(cwd)
 
 
 def production(lmp: Any, nsteps: int, li_type: int, temperature_K: float, timestep_ps: float,
@@ -127,22 +149,10 @@ def run_md(deck_text: str, workdir: Path, li_type: int, temperature_K: float,
     setup, nsteps = split_production_run(deck_text)
     if nsteps % pos_every:
         raise ValueError(f"run length {nsteps} steps is not a multiple of pos_every {pos_every}")
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    lmp = open_lammps(log=None)
-    try:
+    with lammps_session(workdir) as lmp:
         lmp.commands_string(setup)
         handle = attach(lmp, route, route_meta or {})  # noqa: F841 (kept alive for the run)
         return production(lmp, nsteps, li_type, temperature_K, timestep_ps, msd_every,
                           pos_every, thermo_every)
-    except SeedFailed:
-        raise
-    except RouteError as exc:  # the model could not be attached (its message names the fix)
-        raise SeedFailed(str(exc)) from None
-    except Exception as exc:  # LAMMPS errors arrive as plain exceptions
-        raise lammps_failure(exc) from None
-    finally:
-        lmp.close()
-        os.chdir(cwd)
 
 

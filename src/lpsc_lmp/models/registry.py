@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ..errors import RegistryError, RouteError
-from ..files import sha256_file
+from ..files import sha256_file, write_text_atomic
 from ..paths import potentials_dir
 from ..rundir import check_name
 from .routes import ROUTE_FILE_KEY, route_preferences, select_route
@@ -125,6 +125,14 @@ def read_card(name: str, root: Path | None = None) -> tuple[Path, dict[str, Any]
     if missing:
         raise RegistryError(f"card {path} lacks {missing}; add them")
     return path, raw
+
+
+def update_card(name: str, key: str, value: Any, root: Path | None = None) -> Path:
+    """Set one top-level ``key`` of model ``name``'s card to ``value`` (a measured property,
+    e.g. its NEB barriers), rewriting the card atomically. Returns the card's path."""
+    path, raw = read_card(name, root)
+    raw[key] = value
+    return write_text_atomic(path, yaml.safe_dump(raw, sort_keys=False))
 
 
 def load_card(name: str, root: Path | None = None, route: str | None = None) -> ModelCard:

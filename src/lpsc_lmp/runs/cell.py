@@ -44,6 +44,34 @@ def npt_settings(s: EnsembleSettings) -> dict[str, Any]:
             "lattice_start_A": A_EXPERIMENT, "every_steps": NPT_EVERY_STEPS}
 
 
+def training_lattice_range(card: ModelCard) -> tuple[float, float] | None:
+    """The lattice parameters (A, of the 52-atom cubic cell, from each frame's volume per atom)
+    spanned by the training frames of the model's dataset (card ``dataset``), or None when the
+    card names no dataset of ``data/``."""
+    from ase.io import read
+
+    from ..paths import data_root
+
+    dataset = card.raw.get("dataset")
+    path = data_root() / str(dataset) / "train.extxyz" if dataset else None
+    if path is None or not path.is_file():
+        return None
+    n_cell = len(build_lpsc())
+    a = [(f.get_volume() * n_cell / len(f)) ** (1.0 / 3.0) for f in read(path, ":")]
+    return (float(min(a)), float(max(a))) if a else None
+
+
+def outside_training(out: dict[str, Any]) -> str | None:
+    """A one-line warning when a model cell lies outside the lattices of its training data."""
+    rng = out.get("training_a_range_A")
+    if not rng or rng[0] <= out["a_A"] <= rng[1]:
+        return None
+    return (f"{out['model']}'s own cell at {out['key']['temperature_K']:g} K, a = {out['a_A']:.3f} A, "
+            f"lies outside the lattices of its training frames ({rng[0]:.3f}-{rng[1]:.3f} A): "
+            "the model extrapolates there; prefer --cell experimental, or train on frames "
+            "that reach that volume")
+
+
 def model_cell(s: EnsembleSettings, card: ModelCard, echo=print) -> dict[str, Any]:
     """The model's own cell at ``s.temperature_K`` (cached; see the module docstring)."""
     base = (Path(s.runs) if s.runs else None)
@@ -65,6 +93,11 @@ def model_cell(s: EnsembleSettings, card: ModelCard, echo=print) -> dict[str, An
         key_sha = sha256_text(json.dumps(key, sort_keys=True))
         old = read_json(cache)
         if isinstance(old, dict) and old.get("key_sha256") == key_sha:
+            if "training_a_range_A" not in old:
+                old["training_a_range_A"] = training_lattice_range(card)
+            warning = outside_training(old)
+            if warning:
+                echo(f"warning: {warning}")
             return old
         echo(f"{card.name}: finding its own cell at {s.temperature_K:g} K ({NPT_TIME_PS:g} ps "
              "NpT at zero pressure, once) ...")
@@ -78,10 +111,14 @@ def model_cell(s: EnsembleSettings, card: ModelCard, echo=print) -> dict[str, An
         except EnvironmentFailure as exc:
             raise EnsembleError(f"the NpT run for --cell model of {card.name} failed: {exc}; "
                                 f"check {NPT_TEMPLATE} or pass --cell experimental") from None
-    out = {"model": card.name, "key": key, "key_sha256": key_sha, **res}
+    out = {"model": card.name, "key": key, "key_sha256": key_sha, **res,
+           "training_a_range_A": training_lattice_range(card)}
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cache, out)
     echo(f"{card.name} at {s.temperature_K:g} K: a = {res['a_A']:.4f} +- "
          f"{res['a_stderr_A']:.4f} A (fluctuation {res['a_std_A']:.3f} A), "
          f"{res['pressure_GPa']:+.2f} GPa")
+    warning = outside_training(out)
+    if warning:
+        echo(f"warning: {warning}")
     return out

@@ -134,7 +134,7 @@ def barriers(model: str, jumps: tuple[str, ...] = JUMPS) -> dict[str, Any]:
     torch.set_num_threads(1)
     card = load_card_at(model, route="python-callback") if model else None
     calc = load_calculator(card.architecture, card.require_deploy_file())
-    return {"model": card.name, "lattice_A": A_EXPERIMENT,
+    return {"model": card.name, "lattice_A": A_EXPERIMENT, "images": IMAGES, "fmax": FMAX,
             "jumps": {j: barrier(calc, j) for j in jumps}}
 
 

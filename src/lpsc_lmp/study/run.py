@@ -15,7 +15,7 @@ from typing import Any
 from ..environments import run_in_env
 from ..errors import EnvironmentFailure, InputError
 from ..files import read_json, write_text_atomic
-from ..models.registry import load_card
+from ..models.registry import load_card, update_card
 from ..paths import runs_dir
 from ..runs.settings import EnsembleSettings
 from ..runs.sweep import run_sweep
@@ -42,9 +42,23 @@ def study_settings(spec: StudySpec) -> list[EnsembleSettings]:
     return out
 
 
+def card_barriers(result: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a barriers result that goes on the model's card: per jump the barrier,
+    the reverse barrier, the end energy and the hop length (eV, A), or that the end state is
+    not metastable; and the model file's sha256 it belongs to."""
+    keep = ("barrier_eV", "reverse_barrier_eV", "end_energy_eV", "distance_A", "converged",
+            "unstable_end", "end_hop_A")
+    jumps = {j: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+                 if k in keep} for j, r in result["jumps"].items()}
+    return {"method": f"NEB, climbing image, {result.get('images', 7)} images, ordered cell at "
+                      f"a = {result['lattice_A']:g} A (lpsc-lmp barriers)",
+            "model_sha256": result["model_sha256"], "jumps": jumps}
+
+
 def barriers_of(model: str, runs: Path, echo=print) -> dict[str, Any]:
     """NEB barriers of a model (:mod:`lpsc_lmp.study.barriers`), cached in
-    ``<runs>/<model>/barriers.json`` with the sha256 of the model file."""
+    ``<runs>/<model>/barriers.json`` with the sha256 of the model file, and summarised on the
+    model's card (``barriers:``), so a committed card spares the computation."""
     card = load_card(model, route="python-callback")
     cache = runs / model / "barriers.json"
     from ..files import sha256_file
@@ -53,6 +67,9 @@ def barriers_of(model: str, runs: Path, echo=print) -> dict[str, Any]:
     old = read_json(cache)
     if isinstance(old, dict) and old.get("model_sha256") == sha:
         return old
+    on_card = card.raw.get("barriers")
+    if isinstance(on_card, dict) and on_card.get("model_sha256") == sha:
+        return {"model": model, "from_card": True, **on_card}
     echo(f"{model}: NEB barriers of the Li jumps (doublet, intracage, intercage) ...")
     try:
         out = run_in_env(card.env, "lpsc_lmp.study.barriers", [model])
@@ -61,7 +78,20 @@ def barriers_of(model: str, runs: Path, echo=print) -> dict[str, Any]:
     out["model_sha256"] = sha
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(cache, json.dumps(out, indent=1))
+    update_card(model, "barriers", card_barriers(out))
+    echo(f"{model}: barriers written to its card")
     return out
+
+
+def all_barriers(models: list[str], runs: Path, workers: int = 1, echo=print
+                 ) -> dict[str, dict[str, Any]]:
+    """:func:`barriers_of` for several models, ``workers`` at a time (each one process on one
+    core)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        done = list(pool.map(lambda m: barriers_of(m, runs, echo), models))
+    return dict(zip(models, done, strict=True))
 
 
 def study_results(spec: StudySpec) -> dict[str, Any]:
@@ -76,8 +106,11 @@ def study_results(spec: StudySpec) -> dict[str, Any]:
                 out["validate"][m] = v
     for m in spec.barriers:
         b = read_json(runs / m / "barriers.json")
+        on_card = load_card(m).raw.get("barriers")
         if isinstance(b, dict):
             out["barriers"][m] = b
+        elif isinstance(on_card, dict):
+            out["barriers"][m] = {"model": m, "from_card": True, **on_card}
     return out
 
 
@@ -99,8 +132,7 @@ def run_study(spec: StudySpec, echo=print, report: bool = True) -> Path:
                 m, None, float(v.get("temperature", 1200.0)), int(v.get("seeds", 2)),
                 float(v.get("time_ps", 4.0)), spec.workers, str(runs), spec.estimator,
                 echo=echo)
-    for m in spec.barriers:
-        results["barriers"][m] = barriers_of(m, Path(runs), echo)
+    results["barriers"] = all_barriers(spec.barriers, Path(runs), spec.workers, echo)
     if not report:
         return Path(runs)
     from .report import write_study_report
