@@ -37,6 +37,7 @@ def finished(tmp_path_factory) -> Path:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "D(Li) = " in out.stdout and "cm^2/s" in out.stdout
     assert "seeds: 3 used, 0 failed" in out.stdout
+    assert "mean pressure " in out.stdout and " GPa (second half of each seed)" in out.stdout
     return runs / "dp-7net" / "T1000K"
 
 

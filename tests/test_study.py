@@ -55,9 +55,12 @@ def test_budget_names_the_dominant_source():
                                             "functional", "cell"]
     assert entries[0].value == pytest.approx(0.06)
     text = verdict(entries)
-    assert text.startswith("architecture dominates") and "at least as large" in text
+    assert text.startswith("architecture dominates")
+    assert "architecture effects exceed functional effects" in text
     close = budget({}, {}, {"PBE": _delta(0.3, 0.1)}, {"deepmd": _delta(0.35, 0.1)}, {})
-    assert "comparable" in verdict(close)
+    assert "comparable" in verdict(close) and "equal within their errors" in verdict(close)
+    xc = budget({}, {}, {"PBE": _delta(0.1, 0.02)}, {"deepmd": _delta(0.5, 0.05)}, {})
+    assert "functional effects exceed architecture effects" in verdict(xc)
 
 
 def test_teachers_of_the_bundled_models():

@@ -90,6 +90,14 @@ def print_diffusion(edir: Path, window: tuple[float, float], estimator: str = "p
     res = estimate(ens, estimator, paper_window=window).result
     window = res.window_ps
     click.echo(summary)
+    pressure = ens.pressure_GPa()
+    if pressure is not None:
+        from ..analysis.analyze import PRESSURE_WARN_GPA
+
+        off = abs(pressure[0]) > PRESSURE_WARN_GPA
+        click.echo(f"mean pressure {pressure[0]:+.2f} +- {pressure[1]:.2f} GPa (second half of "
+                   "each seed)" + ("; the cell is not at the model's volume (see --cell)"
+                                   if off else ""))
     for w in res.warnings:
         click.echo(f"warning: {w}")
     if res.n_seeds > 1:

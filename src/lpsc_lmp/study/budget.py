@@ -81,9 +81,12 @@ def verdict(entries: list[BudgetEntry]) -> str:
     if "architecture" in top and "functional" in top:
         a, f = top["architecture"], top["functional"]
         err = math.hypot(*(x if math.isfinite(x) else 0.0 for x in (a.err, f.err)))
-        if a.value >= f.value - err:
-            parts.append("architecture effects are at least as large as functional effects "
-                         "(as the paper found)")
-        else:
+        if a.value - f.value > err:
+            parts.append("architecture effects exceed functional effects (the paper found "
+                         "them as large)")
+        elif f.value - a.value > err:
             parts.append("functional effects exceed architecture effects (unlike the paper)")
+        else:
+            parts.append("architecture and functional effects are equal within their errors "
+                         "(consistent with the paper, which found them as large)")
     return "; ".join(parts)
