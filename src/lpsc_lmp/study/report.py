@@ -189,15 +189,18 @@ def validation_section(val: dict[str, Any]) -> list[str]:
     out = ["## Students against their teachers", "",
            "The same seeds (initial velocities) with the model and with the universal potential "
            "that labelled its training data (`lpsc-lmp validate`).", "",
-           "| model | teacher | T (K) | seeds x ps | D model | D teacher | ratio | paired ratio |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| model | teacher | T (K) | seeds x ps | D model | D teacher | ratio | paired ratio "
+           "| window |", "|---|---|---|---|---|---|---|---|---|"]
     for m, v in val.items():
-        out.append(f"| {m} | {v['teacher']} | {v['temperature_K']:g} | {len(v['seeds'])} x "
+        bad = [w for who in ("student", "teacher") for w in v[who].get("warnings", [])
+               if "sub-linearly" in w or "still bends" in w]
+        window = "sub-diffusive: D unreliable, run longer" if bad else "ok"
+        out.append(f"| {m} | {v['teacher']['name']} | {v['temperature_K']:g} | {len(v['seeds'])} x "
                    f"{v['time_ps']:g} | {fmt(v['student']['D_cm2s'])} +- "
                    f"{fmt(v['student']['stderr_cm2s'], '.1e')} | "
                    f"{fmt(v['teacher']['D_cm2s'])} +- {fmt(v['teacher']['stderr_cm2s'], '.1e')} "
                    f"| {v['ratio']:.2f} +- {v['ratio_err']:.2f} | {v['paired_ratio']:.2f} +- "
-                   f"{fmt(v['paired_ratio_err'], '.2f')} |")
+                   f"{fmt(v['paired_ratio_err'], '.2f')} | {window} |")
     return [*out, ""]
 
 

@@ -96,7 +96,7 @@ def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
         ax.plot(t, m, color=color, lw=1.2, label=f"{out[who]['name']} ({who})")
         ax.fill_between(t, m - se, m + se, color=color, alpha=0.2)
     ax.set_xlabel("t (ps)")
-    ax.set_ylabel(r"Li MSD ($\\AA^2$)")
+    ax.set_ylabel(r"Li MSD ($\AA^2$)")
     ax.set_title(f"{out['model']} vs {out['teacher']}, {out['temperature_K']:g} K, "
                  f"{len(out['seeds'])} seeds", fontsize=9)
     ax.legend(fontsize=8)
