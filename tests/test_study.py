@@ -90,3 +90,17 @@ def test_tiny_study_end_to_end(tmp_path):
     assert all(d["pressure_GPa"] is not None for d in s["D"])
     again = CliRunner().invoke(main, ["study", str(spec), "--report-only"])
     assert again.exit_code == 0, again.output[-2000:]
+
+
+def test_teacher_table_names_the_teacher_and_flags_short_windows():
+    from lpsc_lmp.study.report import validation_section
+
+    side = {"D_cm2s": 7e-5, "stderr_cm2s": 1e-5, "warnings": []}
+    v = {"model": "dp-pbe-mf", "temperature_K": 1200.0, "time_ps": 2.0, "seeds": [1, 2],
+         "student": {**side, "name": "dp-pbe-mf"},
+         "teacher": {**side, "name": "7net-mf-0-pbe",
+                     "warnings": ["MSD grows sub-linearly in the window (alpha = 0.67 < 1)"]},
+         "ratio": 1.0, "ratio_err": 0.2, "paired_ratio": 1.0, "paired_ratio_err": 0.1}
+    row = validation_section({"dp-pbe-mf": v})[-2]
+    assert row.startswith("| dp-pbe-mf | 7net-mf-0-pbe | 1200 | 2 x 2 |")
+    assert "sub-diffusive" in row and "{" not in row
