@@ -345,8 +345,8 @@ def fit_ensemble(
     diag = window_diagnostic(t, mean_msd, w, rel_stderr=rel)
     warn = list(diag.warnings)
     drop, drop_err = slope_drop(t, msd, w, per_seed / A2PS_TO_CM2S * (2 * dim))
-    if np.isfinite(drop) and drop > MAX_SLOPE_DROP and drop > 2 * drop_err and \
-            not any("sub-linearly" in x for x in warn):
+    caged = diag.alpha_window < 1 - ALPHA_TOLERANCE  # already warned about, more strongly
+    if np.isfinite(drop) and drop > MAX_SLOPE_DROP and drop > 2 * drop_err and not caged:
         warn.append(f"the MSD still bends in the window (slope of its second half "
                     f"{drop:.0%} +- {drop_err:.0%} lower than the first): D is biased high; "
                     "start the window later or run longer trajectories")

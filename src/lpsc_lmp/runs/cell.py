@@ -73,7 +73,17 @@ def outside_training(out: dict[str, Any]) -> str | None:
 
 
 def model_cell(s: EnsembleSettings, card: ModelCard, echo=print) -> dict[str, Any]:
-    """The model's own cell at ``s.temperature_K`` (cached; see the module docstring)."""
+    """The model's own cell at ``s.temperature_K`` (cached; see the module docstring), with a
+    warning when it lies outside the lattices of the model's training frames."""
+    out = _npt_cell(s, card, echo)
+    warning = outside_training(out)
+    if warning:
+        echo(f"warning: {warning}")
+    return out
+
+
+def _npt_cell(s: EnsembleSettings, card: ModelCard, echo=print) -> dict[str, Any]:
+    """The cached NpT cell, or a new NpT run of the model (written to the cache)."""
     base = (Path(s.runs) if s.runs else None)
     from ..paths import runs_dir
 
@@ -95,9 +105,6 @@ def model_cell(s: EnsembleSettings, card: ModelCard, echo=print) -> dict[str, An
         if isinstance(old, dict) and old.get("key_sha256") == key_sha:
             if "training_a_range_A" not in old:
                 old["training_a_range_A"] = training_lattice_range(card)
-            warning = outside_training(old)
-            if warning:
-                echo(f"warning: {warning}")
             return old
         echo(f"{card.name}: finding its own cell at {s.temperature_K:g} K ({NPT_TIME_PS:g} ps "
              "NpT at zero pressure, once) ...")
@@ -118,7 +125,4 @@ def model_cell(s: EnsembleSettings, card: ModelCard, echo=print) -> dict[str, An
     echo(f"{card.name} at {s.temperature_K:g} K: a = {res['a_A']:.4f} +- "
          f"{res['a_stderr_A']:.4f} A (fluctuation {res['a_std_A']:.3f} A), "
          f"{res['pressure_GPa']:+.2f} GPa")
-    warning = outside_training(out)
-    if warning:
-        echo(f"warning: {warning}")
     return out

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..environments import run_in_env
 from ..errors import EnvironmentFailure, InputError
-from ..files import read_json, write_text_atomic
+from ..files import read_json, sha256_file, write_text_atomic
 from ..models.registry import load_card, update_card
 from ..paths import runs_dir
 from ..runs.settings import EnsembleSettings
@@ -61,8 +61,6 @@ def barriers_of(model: str, runs: Path, echo=print) -> dict[str, Any]:
     model's card (``barriers:``), so a committed card spares the computation."""
     card = load_card(model, route="python-callback")
     cache = runs / model / "barriers.json"
-    from ..files import sha256_file
-
     sha = sha256_file(card.require_deploy_file())
     old = read_json(cache)
     if isinstance(old, dict) and old.get("model_sha256") == sha:
@@ -106,10 +104,9 @@ def study_results(spec: StudySpec) -> dict[str, Any]:
                 out["validate"][m] = v
     for m in spec.barriers:
         b = read_json(runs / m / "barriers.json")
-        on_card = load_card(m).raw.get("barriers")
         if isinstance(b, dict):
             out["barriers"][m] = b
-        elif isinstance(on_card, dict):
+        elif isinstance(on_card := load_card(m).raw.get("barriers"), dict):
             out["barriers"][m] = {"model": m, "from_card": True, **on_card}
     return out
 
