@@ -17,13 +17,22 @@ For one large ensemble of a model at each temperature (run through the CLI's own
   of each seed from the crystal is in both), and the multi-origin D against the equilibration
   left out before the first origin and against the lag window;
 - the protocol advice for 1 % (:mod:`lpsc_lmp.analysis.advisor`): seeds x length and total ns
-  against the paper's 300 x 70 ps = 21 ns.
+  against the paper's 300 x 70 ps = 21 ns;
+- the hop-count reference of He et al. (npj Comput. Mater. 2018): an OLS fit of the MSD of
+  one trajectory has a relative standard deviation of about 3.43 / sqrt(N_eff), N_eff the
+  number of Li hops it holds, estimated as ``N_Li 6 D t / a^2`` with ``a`` the mean of the
+  cell's intra- and inter-cage jump lengths (:func:`lpsc_lmp.study.barriers.jump_targets`);
+  per ns of MD that is ``3.43 a / sqrt(N_Li 6 D 1000 ps)``;
+- generalised least squares (:mod:`lpsc_lmp.analysis.gls`, random-walk covariance of the
+  multi-origin MSD points) on the same curves, over the default lags and wider windows, against
+  the default OLS fit (paired): the efficiency it buys and the bias it brings where the MSD
+  still bends.
 
 Usage:
     .venv/dp/bin/python bench/bench_precision.py [--model dp-7net] [--temps 1000,1200]
         [--seeds 32] [--time 8] [--workers 2] [--sub 4] [--partitions 40]
-        [--runs bench/work/precision] [--no-run]
-Writes bench/results/precision.{md,json}. The ensembles stay in --runs (resumable; not
+        [--runs bench/work/precision] [--no-run] [--out precision]
+Writes bench/results/<out>.{md,json}. The ensembles stay in --runs (resumable; not
 committed).
 """
 
@@ -53,9 +62,12 @@ from lpsc_lmp.analysis.estimators import (  # noqa: E402
     multi_origin_curves,
     multi_origin_window,
 )
+from lpsc_lmp.analysis.gls import fit_points, gls_weights_for_frames  # noqa: E402
 from lpsc_lmp.protocol import default_window  # noqa: E402
 from lpsc_lmp.runs.settings import EnsembleSettings  # noqa: E402
 from lpsc_lmp.runs.sweep import run_ensemble  # noqa: E402
+from lpsc_lmp.structure import A_EXPERIMENT  # noqa: E402
+from lpsc_lmp.study.barriers import jump_targets  # noqa: E402
 
 A2PS_TO_CM2S = 1e-4
 
@@ -83,6 +95,34 @@ def per_seed_D_alpha(data, estimator: str, t_eq_frac: float = T_EQ_FRACTION,
                           else multi_origin_window(span))
     alpha = window_diagnostic(t, curves.mean(axis=0), w).alpha_window
     return per_seed_slopes(t, curves, w) / 6 * A2PS_TO_CM2S, float(alpha)
+
+
+def per_seed_D_gls(data, window_frac: tuple[float, float]) -> np.ndarray:
+    """Per-seed D (cm^2/s): GLS line through the multi-origin MSD over ``window_frac`` of the
+    span after the default equilibration."""
+    t, curves = multi_origin_curves(data, T_EQ_FRACTION * float(data.t_msd[-1]))
+    span = float(t[-1])
+    idx = np.where((t >= window_frac[0] * span - 1e-9) & (t <= window_frac[1] * span + 1e-9))[0]
+    idx = idx[fit_points(idx.size)]
+    dt = float(t[1] - t[0])
+    frames = np.round(t[idx] / dt).astype(int)
+    w = gls_weights_for_frames(frames, dt, t.size - 1)
+    return curves[:, idx] @ w[1] / 6 * A2PS_TO_CM2S
+
+
+def hop_length_A() -> float:
+    """Mean of the intra- and inter-cage jump lengths of the ordered cell (A)."""
+    pos = jump_targets()
+    from lpsc_lmp.structure import build_lpsc
+
+    li = build_lpsc(A_EXPERIMENT).positions[0]
+    return float(np.mean([np.linalg.norm(pos[k][0] - li) for k in ("intracage", "intercage")]))
+
+
+def he_rel_se_per_ns(d_cm2s: float, n_li: int, hop_A: float) -> float:
+    """He et al.'s 3.43 / sqrt(N_eff) for one ns of MD of a cell with ``n_li`` Li."""
+    n_eff = n_li * 6 * d_cm2s / A2PS_TO_CM2S * 1000.0 / hop_A ** 2
+    return 3.43 / math.sqrt(n_eff)
 
 
 def calibration(d: np.ndarray, sub: int, partitions: int, rng: np.random.Generator
@@ -139,6 +179,10 @@ def study(edir: Path, sub: int, partitions: int) -> dict:
             "cv": cv, "rel_se_per_ns": cv * math.sqrt(time_ps / 1000.0),
             "calibration": calibration(d, sub, partitions, rng), "advice_1pc": adv}
     e = out["estimators"]
+    n_li = int(data.li_unwrapped.shape[2])
+    hop = hop_length_A()
+    out["he_reference"] = {"n_li": n_li, "hop_A": hop, "rel_se_per_ns": {
+        k: he_rel_se_per_ns(v["D_cm2s"], n_li, hop) for k, v in e.items()}}
     out["md_time_ratio_paper_over_multi"] = (e["paper"]["cv"] / e["multi-origin"]["cv"]) ** 2
     out["multi_vs_paper_paired"] = paired(per["paper"], per["multi-origin"])
     base = per["multi-origin"]
@@ -157,6 +201,12 @@ def study(edir: Path, sub: int, partitions: int) -> dict:
         data, "multi-origin", T_EQ_FRACTION, (lo, hi)))
         for lo, hi in ((0.05, 0.3), (0.1, 0.3), (0.1, 0.5), (0.2, 0.6), (0.2, 0.7),
                        (0.25, 0.75), (0.3, 0.8), (0.4, 0.9), (0.1, 0.9))}
+    out["gls_scan"] = {}
+    for lo, hi in ((0.25, 0.75), (0.25, 0.95), (0.15, 0.95), (0.05, 0.95)):
+        x = per_seed_D_gls(data, (lo, hi))
+        out["gls_scan"][f"{lo:g}-{hi:g}"] = {
+            **scan_row(x, float("nan")), "rel_se_per_ns":
+            float(x.std(ddof=1) / x.mean()) * math.sqrt(time_ps / 1000.0)}
     return out
 
 
@@ -168,22 +218,29 @@ def table(results: list[dict], meta: dict) -> str:
              + f"), sub-ensembles of {meta['sub']} seeds ({meta['partitions']} random "
              "partitions); `.venv/dp/bin/python bench/bench_precision.py "
              f"--temps {','.join(format(r['T_K'], 'g') for r in results)} --seeds {meta['seeds']} "
-             f"--time {meta['time']:g} --sub {meta['sub']}` ({meta['date']}).", "",
+             f"--time {meta['time']:g} --sub {meta['sub']}{meta['extra']}` ({meta['date']}).", "",
              "| T (K) | estimator | D (cm^2/s) | s.e. | alpha | per-seed CV | rel. s.e. per ns | "
-             "bias (sub - rest) | cover 68 % (z / t) | cover 95 % (z / t) | 1 % needs | x less "
-             "than paper |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "He et al. per ns | bias (sub - rest) | cover 68 % (z / t) | cover 95 % (z / t) | "
+             "1 % needs | x less than paper |", "|---|---|---|---|---|---|---|---|---|---|---|---|"
+             "---|"]
     for r in results:
         for name, e in r["estimators"].items():
             c, a = e["calibration"], e["advice_1pc"]
             lines.append(
                 f"| {r['T_K']:g} | {name} | {e['D_cm2s']:.3e} | {e['se_cm2s']:.1e} | "
                 f"{e['alpha']:.2f} | {e['cv']:.3f} | {e['rel_se_per_ns']:.4f} | "
+                f"{r['he_reference']['rel_se_per_ns'][name]:.4f} | "
                 f"{100 * c['bias_rel']:+.1f} +- "
                 f"{100 * c['bias_rel_se']:.1f} % | {100 * c['coverage_n68']:.0f} / "
                 f"{100 * c['coverage_t68']:.0f} % | {100 * c['coverage_n95']:.0f} / "
                 f"{100 * c['coverage_t95']:.0f} % | {a['n_seeds']} x {a['time_ps']:.0f} ps = "
                 f"{a['total_ns']:.1f} ns | {a['paper_total_ns'] / a['total_ns']:.1f} |")
-    lines += ["", "MD time for equal precision, paper / multi-origin (same seed length): "
+    h = results[0]["he_reference"]
+    lines += ["", f"He et al. per ns: 3.43 / sqrt(N_eff) for one ns of MD, N_eff = N_Li 6 D t / "
+              f"a^2 with N_Li = {h['n_li']} and a = {h['hop_A']:.2f} A (mean of the intra- and "
+              "inter-cage jump lengths): the scatter an OLS fit of a trajectory's MSD has from "
+              "the finite number of hops alone.", "",
+              "MD time for equal precision, paper / multi-origin (same seed length): "
               + ", ".join(f"{r['T_K']:g} K {r['md_time_ratio_paper_over_multi']:.1f}x"
                           for r in results), "",
               "Multi-origin vs paper on the same seeds (paired, relative to the paper's D): "
@@ -204,6 +261,17 @@ def table(results: list[dict], meta: dict) -> str:
                 lines.append(f"| {r['T_K']:g} | {kind} {k} | {v['D_cm2s']:.3e} | "
                              f"{100 * v['rel_diff']:+.1f} +- {100 * v['rel_diff_se']:.1f} % | "
                              f"{v['alpha']:.2f} | {v['cv']:.3f} |")
+    lines += ["", "## Generalised least squares over the multi-origin MSD points", "",
+              "GLS with the covariance of a random walk's multi-origin MSD "
+              "(`lpsc_lmp.analysis.gls`) on the same curves, windows as fractions of the span "
+              "after equilibration, against the default OLS fit (0.25-0.75), paired per seed.",
+              "", "| T (K) | GLS window | D (cm^2/s) | vs OLS default (paired) | per-seed CV | "
+              "rel. s.e. per ns |", "|---|---|---|---|---|---|"]
+    for r in results:
+        for k, v in r["gls_scan"].items():
+            lines.append(f"| {r['T_K']:g} | {k} | {v['D_cm2s']:.3e} | "
+                         f"{100 * v['rel_diff']:+.1f} +- {100 * v['rel_diff_se']:.1f} % | "
+                         f"{v['cv']:.3f} | {v['rel_se_per_ns']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -218,6 +286,8 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=40)
     ap.add_argument("--runs", default=str(ROOT / "bench" / "work" / "precision"))
     ap.add_argument("--no-run", action="store_true", help="analyse existing ensembles only")
+    ap.add_argument("--out", default="precision",
+                    help="stem of the results in bench/results (e.g. precision-20ps)")
     a = ap.parse_args()
     t0 = time.time()
     results = []
@@ -230,12 +300,14 @@ def main() -> None:
         results.append(study(edir, a.sub, a.partitions))
     meta = {"model": a.model, "seeds": a.seeds, "time": a.time, "sub": a.sub,
             "partitions": a.partitions, "date": time.strftime("%Y-%m-%d"),
-            "wall_h": (time.time() - t0) / 3600.0}
+            "wall_h": (time.time() - t0) / 3600.0,
+            "extra": "".join(f" --{k} {v}" for k, v in (("runs", a.runs), ("out", a.out))
+                             if v != ap.get_default(k))}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "precision.json").write_text(json.dumps({"meta": meta, "results": results},
+    (OUT / f"{a.out}.json").write_text(json.dumps({"meta": meta, "results": results},
                                                    indent=1, default=float))
     text = table(results, meta)
-    (OUT / "precision.md").write_text(text)
+    (OUT / f"{a.out}.md").write_text(text)
     print(text)
 
 

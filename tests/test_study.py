@@ -95,12 +95,31 @@ def test_tiny_study_end_to_end(tmp_path):
 def test_teacher_table_names_the_teacher_and_flags_short_windows():
     from lpsc_lmp.study.report import validation_section
 
-    side = {"D_cm2s": 7e-5, "stderr_cm2s": 1e-5, "warnings": []}
+    side = {"D_cm2s": 7e-5, "stderr_cm2s": 1e-5, "warnings": [], "alpha_window": 0.98,
+            "diffusive": True}
     v = {"model": "dp-pbe-mf", "temperature_K": 1200.0, "time_ps": 2.0, "seeds": [1, 2],
          "student": {**side, "name": "dp-pbe-mf"},
-         "teacher": {**side, "name": "7net-mf-0-pbe",
-                     "warnings": ["MSD grows sub-linearly in the window (alpha = 0.67 < 1)"]},
+         "teacher": {**side, "name": "7net-mf-0-pbe", "alpha_window": 0.67,
+                     "diffusive": False},
          "ratio": 1.0, "ratio_err": 0.2, "paired_ratio": 1.0, "paired_ratio_err": 0.1}
     row = validation_section({"dp-pbe-mf": v})[-2]
     assert row.startswith("| dp-pbe-mf | 7net-mf-0-pbe | 1200 | 2 x 2 |")
-    assert "sub-diffusive" in row and "{" not in row
+    assert "teacher not diffusive" in row and "0.67" in row and "{" not in row
+    ok = validation_section({"dp-pbe-mf": {**v, "teacher": {**side, "name": "t"}}})[-2]
+    assert ok.endswith("| ok |")
+
+
+def test_diffusive_follows_alpha_and_bend():
+    """The one rule behind the window warnings and the report's verdicts."""
+    import numpy as np
+
+    from lpsc_lmp.analysis.diffusion import MAX_SLOPE_DROP, DiffusionResult, still_bends
+
+    base = dict(D_A2ps=1.0, D_cm2s=1e-4, stderr_cm2s=1e-5, ci95_cm2s=(0, 1),
+                per_seed_D_cm2s=np.ones(3), n_seeds=3, window_ps=(1.0, 2.0))
+    assert DiffusionResult(**base, alpha_window=1.0, slope_drop=0.0, slope_drop_err=0.01).diffusive
+    assert not DiffusionResult(**base, alpha_window=0.6, slope_drop=0.0,
+                               slope_drop_err=0.01).diffusive
+    assert not DiffusionResult(**base, alpha_window=1.0, slope_drop=2 * MAX_SLOPE_DROP,
+                               slope_drop_err=0.01).diffusive
+    assert not still_bends(2 * MAX_SLOPE_DROP, MAX_SLOPE_DROP * 1.5)  # within its error

@@ -40,6 +40,7 @@ __all__ = [
     "slope_drop",
     "student_t_ci",
     "MAX_SLOPE_DROP",
+    "still_bends",
 ]
 
 #: 1 A^2/ps in cm^2/s.
@@ -233,6 +234,13 @@ class DiffusionResult:
     warnings: tuple[str, ...] = ()
 
     @property
+    def diffusive(self) -> bool:
+        """True when the fit window is diffusive: the log-log slope of the mean MSD is within
+        ``ALPHA_TOLERANCE`` of 1 and the MSD no longer bends (:func:`still_bends`)."""
+        return (bool(abs(self.alpha_window - 1) <= ALPHA_TOLERANCE)
+                and not still_bends(self.slope_drop, self.slope_drop_err))
+
+    @property
     def stderr_A2ps(self) -> float:
         """Standard error in A^2/ps."""
         return self.stderr_cm2s / A2PS_TO_CM2S
@@ -245,6 +253,7 @@ class DiffusionResult:
         d["ci95_boot_cm2s"] = [float(x) for x in self.ci95_boot_cm2s]
         d["window_ps"] = [float(x) for x in self.window_ps]
         d["warnings"] = list(self.warnings)
+        d["diffusive"] = self.diffusive
         return d
 
 
@@ -260,6 +269,12 @@ def bootstrap_mean_ci(
     means = v[idx].mean(axis=1)
     lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
     return (float(lo), float(hi))
+
+
+def still_bends(drop: float, drop_err: float) -> bool:
+    """True when the MSD's slope falls across the window by more than ``MAX_SLOPE_DROP`` and
+    by more than twice its error (see :func:`slope_drop`): the window starts too early."""
+    return bool(np.isfinite(drop) and drop > MAX_SLOPE_DROP and drop > 2 * drop_err)
 
 
 def slope_drop(t_ps: np.ndarray, msd_per_seed: np.ndarray, window_ps: tuple[float, float],
@@ -346,7 +361,7 @@ def fit_ensemble(
     warn = list(diag.warnings)
     drop, drop_err = slope_drop(t, msd, w, per_seed / A2PS_TO_CM2S * (2 * dim))
     caged = diag.alpha_window < 1 - ALPHA_TOLERANCE  # already warned about, more strongly
-    if np.isfinite(drop) and drop > MAX_SLOPE_DROP and drop > 2 * drop_err and not caged:
+    if still_bends(drop, drop_err) and not caged:
         warn.append(f"the MSD still bends in the window (slope of its second half "
                     f"{drop:.0%} +- {drop_err:.0%} lower than the first): D is biased high; "
                     "start the window later or run longer trajectories")

@@ -192,9 +192,10 @@ def validation_section(val: dict[str, Any]) -> list[str]:
            "| model | teacher | T (K) | seeds x ps | D model | D teacher | ratio | paired ratio "
            "| window |", "|---|---|---|---|---|---|---|---|---|"]
     for m, v in val.items():
-        bad = [w for who in ("student", "teacher") for w in v[who].get("warnings", [])
-               if "sub-linearly" in w or "still bends" in w]
-        window = "sub-diffusive: D unreliable, run longer" if bad else "ok"
+        bad = [who for who in ("student", "teacher") if not v[who].get("diffusive", False)]
+        window = ("ok" if not bad else f"{' and '.join(bad)} not diffusive in the window "
+                  "(alpha " + ", ".join(f"{v[w].get('alpha_window', float('nan')):.2f}"
+                                        for w in bad) + "): D unreliable, run longer")
         out.append(f"| {m} | {v['teacher']['name']} | {v['temperature_K']:g} | {len(v['seeds'])} x "
                    f"{v['time_ps']:g} | {fmt(v['student']['D_cm2s'])} +- "
                    f"{fmt(v['student']['stderr_cm2s'], '.1e')} | "

@@ -66,6 +66,8 @@ def validate(model: str, teacher: str | None = None, temperature_K: float = 1200
         out[who] = {"name": teacher if who == "teacher" else model, "D_cm2s": r.D_cm2s,
                     "stderr_cm2s": r.stderr_cm2s, "ci95_cm2s": list(r.ci95_cm2s),
                     "n_seeds": r.n_seeds, "warnings": list(r.warnings),
+                    "alpha_window": r.alpha_window, "slope_drop": r.slope_drop,
+                    "diffusive": r.diffusive,
                     "pressure_GPa": (d.pressure_GPa() or (None, None))[0]}
         per_seed[who] = dict(zip(d.seeds.tolist(), r.per_seed_D_cm2s, strict=True))
         curves[who] = (d.t_msd, d.msd_total.mean(axis=0),
