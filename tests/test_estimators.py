@@ -77,7 +77,7 @@ def test_advice_refuses_caged_short_lengths(tmp_path) -> None:
     ens = make_ensemble(tmp_path, "m", 1000.0, 0.1, n_seeds=12, rng_seed=5)
     data = read_ensemble(ens)
     t = data.t_msd
-    caged = data.msd * (1 - np.exp(-t / 1.5))[None, :, None] ** 2  # alpha ~ 3 -> 1
+    caged = data.msd * (1 - np.exp(-t / 0.5))[None, :, None] ** 2  # alpha ~ 3 -> 1
     data = data.__class__(**{**data.__dict__, "msd": caged})
     adv = advise(data, "paper", 0.01, overhead_ps=0.4)
     assert adv.trusted_ps and min(adv.trusted_ps) > adv.lengths_ps[0]
