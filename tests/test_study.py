@@ -123,3 +123,15 @@ def test_diffusive_follows_alpha_and_bend():
     assert not DiffusionResult(**base, alpha_window=1.0, slope_drop=2 * MAX_SLOPE_DROP,
                                slope_drop_err=0.01).diffusive
     assert not still_bends(2 * MAX_SLOPE_DROP, MAX_SLOPE_DROP * 1.5)  # within its error
+
+
+def test_barrier_table_rows():
+    from lpsc_lmp.study.report import barriers_section
+
+    bars = {"7net-0": {"jumps": {
+        "doublet": {"unstable_end": True, "end_hop_A": 0.2},
+        "intracage": {"barrier_eV": 0.0107, "end_energy_eV": -0.037, "distance_A": 1.46},
+        "intercage": {"barrier_eV": 0.152, "end_energy_eV": -0.009, "distance_A": 4.44}}}}
+    row = barriers_section(bars)[4]
+    assert row == ("| 7net-0 | no metastable end | 0.011 (end -0.04 eV, hop 1.5 A) | "
+                   "0.152 (end -0.01 eV, hop 4.4 A) |")

@@ -285,3 +285,24 @@ def test_slots_filled_together_get_equal_batches():
     q2 = deque([SeedTask(0, 1, 1), SeedTask(0, 2, 1), SeedTask(1, 1, 1)])
     assert [t.ens for t in take_job(q2, 1, 4)] == [0, 0]
     assert len(take_job(deque(SeedTask(0, s, 1) for s in range(3)), 2, 4)) == 2
+
+
+def test_long_seeds_run_first_and_alone():
+    """A teacher's seeds (minutes each) next to a student's (seconds): the teacher's start
+    first and one per worker job, so two workers run two of them at once."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from lpsc_lmp.runs.local import take_job
+    from lpsc_lmp.runs.plan import LONG_SEED_S, SeedTask, long_ensembles, long_seeds_first
+
+    ens = [SimpleNamespace(seed_s=60.0, s=SimpleNamespace(batch=None)),
+           SimpleNamespace(seed_s=3 * LONG_SEED_S, s=SimpleNamespace(batch=None)),
+           SimpleNamespace(seed_s=3 * LONG_SEED_S, s=SimpleNamespace(batch=3)),
+           SimpleNamespace(seed_s=None, s=SimpleNamespace(batch=None))]
+    assert long_ensembles(ens) == {1}
+    tasks = [SeedTask(0, 3, 1), SeedTask(0, 4, 1), SeedTask(1, 3, 1), SeedTask(1, 4, 1)]
+    queue = deque(long_seeds_first(tasks, ens))
+    assert [(t.ens, t.seed) for t in queue] == [(1, 3), (1, 4), (0, 3), (0, 4)]
+    jobs = [take_job(queue, 2, 4, 4, long_ensembles(ens)) for _ in range(3)]
+    assert [[(t.ens, t.seed) for t in j] for j in jobs] == [[(1, 3)], [(1, 4)], [(0, 3), (0, 4)]]

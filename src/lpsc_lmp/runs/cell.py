@@ -66,7 +66,8 @@ def outside_training(out: dict[str, Any]) -> str | None:
     rng = out.get("training_a_range_A")
     if not rng or rng[0] <= out["a_A"] <= rng[1]:
         return None
-    return (f"{out['model']}'s own cell at {out['key']['temperature_K']:g} K, a = {out['a_A']:.3f} A, "
+    return (f"{out['model']}'s own cell at {out['key']['temperature_K']:g} K, "
+            f"a = {out['a_A']:.3f} A, "
             f"lies outside the lattices of its training frames ({rng[0]:.3f}-{rng[1]:.3f} A): "
             "the model extrapolates there; prefer --cell experimental, or train on frames "
             "that reach that volume")

@@ -7,12 +7,12 @@ cluster must see it at the same path (shared file system; dpdispatcher's ``Local
 ``LazyLocalContext`` on a login node, or a mounted scratch).
 
 The run directory is the source of truth: each round submits exactly the seeds that
-:func:`lpsc_lmp.runs.plan.plan_seeds` finds missing, corrupted or failed-with-retries-left. A round is
-named by the hash of its (ensemble, seed, attempt) list, so a sweep that was stopped while its jobs
-were queued finds them again (dpdispatcher recovers the submission of that name) instead of
-submitting them twice. After a round, a seed of the round without a manifest (its job died,
-was cancelled or never ran) is recorded as failed with its attempt number and, within the retry
-budget, goes into the next round of the same command.
+:func:`lpsc_lmp.runs.plan.plan_seeds` finds missing, corrupted or failed-with-retries-left. A
+round is named by the hash of its (ensemble, seed, attempt) list, so a sweep that was stopped
+while its jobs were queued finds them again (dpdispatcher recovers the submission of that name)
+instead of submitting them twice. After a round, a seed of the round without a manifest (its job
+died, was cancelled or never ran) is recorded as failed with its attempt number and, within the
+retry budget, goes into the next round of the same command.
 
 Machine file (JSON or YAML)::
 

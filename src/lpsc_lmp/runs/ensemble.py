@@ -34,6 +34,7 @@ from ..rundir import (
 from ..structure import build_lpsc, check_structure, read_structure, write_lammps_data
 from ..templating import Rendered, render_template
 from .settings import EnsembleSettings
+
 #: The seed rendered into the deck that is fingerprinted (then replaced by <SEED>).
 SENTINEL_SEED = 918273645
 
@@ -236,7 +237,8 @@ def seed_meta(info: dict[str, Any], s: EnsembleSettings, deck: Rendered) -> dict
             "temperature_K", "time_ps", "timestep_fs", "msd_every_steps", "pos_every_steps",
             "thermo_every_steps", "structure_sha256", "thermostat", "tdamp_fs")
     meta = {k: info[k] for k in keys}
-    meta.update(fingerprint=info["fingerprint"]["sha256"], template=deck.template, template_dir=str(deck.template_dir),
+    meta.update(fingerprint=info["fingerprint"]["sha256"], template=deck.template,
+                template_dir=str(deck.template_dir),
                 template_sha256=deck.template_sha256,
                 timestep_ps=s.timestep_fs / 1000.0,
                 li_type=info["type_map"].index("Li") + 1)

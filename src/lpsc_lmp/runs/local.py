@@ -29,7 +29,15 @@ from pathlib import Path
 from ..environments import subprocess_env
 from ..errors import EnsembleError
 from ..rundir import JOBS, batch_share, read_manifest, seed_dir
-from .plan import Ensemble, SeedTask, attempt_state, job_entries, may_retry, record_failed
+from .plan import (
+    Ensemble,
+    SeedTask,
+    attempt_state,
+    job_entries,
+    long_ensembles,
+    may_retry,
+    record_failed,
+)
 from .progress import Progress
 
 #: Seeds per worker process at most: amortises the process start (Python, torch, LAMMPS import)
@@ -83,16 +91,20 @@ class WorkerJob:
 
 
 def take_job(queue: deque[SeedTask], nslots: int, max_seeds: int,
-                queued: int | None = None) -> list[SeedTask]:
+             queued: int | None = None, alone: set[int] | frozenset[int] = frozenset()
+             ) -> list[SeedTask]:
     """The seeds of the next worker job for a free worker slot: at most ``max_seeds`` seeds of
     one ensemble and at most a fair share, ``queued / nslots``, so the end stays balanced.
     ``queued`` is the queue length when this round of free slots began to be filled (default:
     now): slots filled together get equal shares (300 seeds, 4 slots, --batch 64: 64, 64, 64,
-    64, not 64, 59, 45, 33 as the queue shrinks under them)."""
+    64, not 64, 59, 45, 33 as the queue shrinks under them). Seeds of the ensembles in
+    ``alone`` (long seeds, :func:`lpsc_lmp.runs.plan.long_ensembles`) get a job each."""
     queued = len(queue) if queued is None else queued
     size = max(1, min(max_seeds, math.ceil(queued / nslots)))
     first = queue.popleft()
     out = [first]
+    if first.ens in alone:
+        return out
     while queue and len(out) < size and queue[0].ens == first.ens:
         out.append(queue.popleft())
     return out
@@ -116,6 +128,7 @@ def run_local(ensembles: list[Ensemble], tasks: list[SeedTask], slots: list[str]
     for e in ensembles:  # job files and logs of earlier runs that were killed (we hold the lock)
         remove_job_files(e.edir)
     queue = deque(tasks)
+    alone = long_ensembles(ensembles)
     free = list(range(len(slots)))
     running: list[WorkerJob] = []
     stats = {"done": 0, "failed": 0, "requeued": 0}
@@ -181,7 +194,7 @@ def run_local(ensembles: list[Ensemble], tasks: list[SeedTask], slots: list[str]
             queued = len(queue)  # shares of the slots filled in this round
             while free and queue:
                 slot = free.pop(0)
-                seeds = take_job(queue, len(slots), max_seeds, queued)
+                seeds = take_job(queue, len(slots), max_seeds, queued, alone)
                 e = ensembles[seeds[0].ens]
                 jobs_dir = e.edir / JOBS
                 jobs_dir.mkdir(exist_ok=True)

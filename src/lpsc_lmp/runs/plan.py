@@ -37,7 +37,15 @@ from ..models.routes import check_batchable
 from ..rundir import MANIFEST, RUN_FORMAT, read_manifest, seed_dir, seed_state
 from ..structure import write_lammps_data
 from .cell import model_cell
-from .ensemble import EnsemblePlan, card_for, create, plan, render_for_seed, seed_meta, worker_python
+from .ensemble import (
+    EnsemblePlan,
+    card_for,
+    create,
+    plan,
+    render_for_seed,
+    seed_meta,
+    worker_python,
+)
 from .lock import DirLock, is_locked
 from .progress import fmt_duration
 from .settings import EnsembleSettings
@@ -53,6 +61,8 @@ class Ensemble:
     info: dict[str, Any]
     python: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    #: Wall time of one seed on one worker from the preflight rate (s), None if unmeasured.
+    seed_s: float | None = None
 
     @property
     def label(self) -> str:
@@ -235,6 +245,8 @@ def prepare_all(settings: list[EnsembleSettings], echo=print, preflight: bool = 
         raise
     tasks = []
     for i, e in enumerate(ensembles):
+        if rates.get(i):
+            e.seed_s = e.s.nsteps / rates[i]
         pairs, e.counts = plan_seeds(e.edir, e.s.seeds, e.s.max_retries, e.s.retry_failed)
         tasks.extend(SeedTask(i, seed, att) for seed, att in pairs)
         c = e.counts
@@ -244,4 +256,23 @@ def prepare_all(settings: list[EnsembleSettings], echo=print, preflight: bool = 
     line = estimate_line(plans, todo, rates, settings[0].workers)
     if line and tasks:
         echo(line)
-    return ensembles, tasks, locks
+    return ensembles, long_seeds_first(tasks, ensembles), locks
+
+
+#: A seed longer than this (s of wall time on one worker) runs alone in its worker job and is
+#: started before the others: start-up is negligible against it, and slow seeds (a universal
+#: potential as a teacher) then spread over the workers instead of queueing behind each other.
+LONG_SEED_S = 300.0
+
+
+def long_ensembles(ensembles: list[Ensemble]) -> set[int]:
+    """Indices of the ensembles whose seeds are long (:data:`LONG_SEED_S`; never for
+    lock-step batches, whose replicas run together)."""
+    return {i for i, e in enumerate(ensembles)
+            if e.seed_s is not None and e.seed_s > LONG_SEED_S and not e.s.batch}
+
+
+def long_seeds_first(tasks: list[SeedTask], ensembles: list[Ensemble]) -> list[SeedTask]:
+    """``tasks`` with the seeds of long ensembles first (their own order kept)."""
+    slow = long_ensembles(ensembles)
+    return [t for t in tasks if t.ens in slow] + [t for t in tasks if t.ens not in slow]

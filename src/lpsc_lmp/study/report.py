@@ -218,10 +218,13 @@ def barriers_section(bars: dict[str, Any]) -> list[str]:
         for j in JUMPS:
             r = b["jumps"].get(j, {})
             cells.append("no metastable end" if r.get("unstable_end") else
-                         f"{r['barrier_eV']:.3f} (end {r['end_energy_eV']:+.2f})" if r else "-")
+                         f"{r['barrier_eV']:.3f} (end {r['end_energy_eV']:+.2f} eV, hop "
+                         f"{r['distance_A']:.1f} A)" if r else "-")
         out.append(f"| {m} | " + " | ".join(cells) + " |")
-    return [*out, "", "End energies relative to the start; a jump whose end relaxes back is "
-            "listed as having no metastable end state.", ""]
+    return [*out, "", "Barrier: highest image minus the start (eV); end: the relaxed end state "
+            "relative to the start; hop: the jumping Li's distance between the relaxed ends "
+            "(the end states are each model's own minima near the target site). A jump whose "
+            "end relaxes back to the start is listed as having no metastable end state.", ""]
 
 
 
