@@ -131,7 +131,10 @@ def test_barrier_table_rows():
     bars = {"7net-0": {"jumps": {
         "doublet": {"unstable_end": True, "end_hop_A": 0.2},
         "intracage": {"barrier_eV": 0.0107, "end_energy_eV": -0.037, "distance_A": 1.46},
-        "intercage": {"barrier_eV": 0.152, "end_energy_eV": -0.009, "distance_A": 4.44}}}}
+        "intercage": {"barrier_eV": 2.81, "end_energy_eV": -0.1, "distance_A": 4.44,
+                      "end_from_site_A": 1.8, "converged": False}}}}
     row = barriers_section(bars)[4]
     assert row == ("| 7net-0 | no metastable end | 0.011 (end -0.04 eV, hop 1.5 A) | "
-                   "0.152 (end -0.01 eV, hop 4.4 A) |")
+                   "band not converged: 2.810 (end -0.10 eV, hop 4.4 A, off 1.8 A) |")
+    lines = barriers_section(bars, ["chgnet"])
+    assert "Not computed yet: chgnet (`lpsc-lmp barriers chgnet`, or rerun the study)." in lines

@@ -29,7 +29,7 @@ def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(out[0], dpi=150, bbox_inches="tight")
-    fig.savefig(out[1], bbox_inches="tight")
+    fig.savefig(out[1], bbox_inches="tight", metadata={"CreationDate": None})  # reproducible
     plt.close(fig)
     return out
 

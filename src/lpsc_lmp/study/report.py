@@ -170,7 +170,8 @@ def write_study_report(spec: StudySpec, settings: list[EnsembleSettings],
                   f"![D at {T:g} K](figures/bars_T{T:g}K.png) "
                   f"![budget at {T:g} K](figures/budget_T{T:g}K.png)", ""]
     lines += validation_section(results.get("validate") or {})
-    lines += barriers_section(results.get("barriers") or {})
+    bars = results.get("barriers") or {}
+    lines += barriers_section(bars, [m for m in spec.barriers if m not in bars])
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "report.md", "\n".join(lines) + "\n")
     summary = {"budget": {f"{T:g}": [e.to_dict() for e in es] for T, es in all_budget.items()},
@@ -205,8 +206,11 @@ def validation_section(val: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
-def barriers_section(bars: dict[str, Any]) -> list[str]:
-    if not bars:
+def barriers_section(bars: dict[str, Any], missing: list[str] | tuple[str, ...] = ()
+                     ) -> list[str]:
+    """The barrier table of the study's models; ``missing``: those the study lists but whose
+    barriers are neither cached nor on their cards (said under the table)."""
+    if not bars and not missing:
         return []
     from .barriers import JUMPS
 
@@ -218,13 +222,24 @@ def barriers_section(bars: dict[str, Any]) -> list[str]:
         for j in JUMPS:
             r = b["jumps"].get(j, {})
             cells.append("no metastable end" if r.get("unstable_end") else
-                         f"{r['barrier_eV']:.3f} (end {r['end_energy_eV']:+.2f} eV, hop "
-                         f"{r['distance_A']:.1f} A)" if r else "-")
+                         barrier_cell(r) if r else "-")
         out.append(f"| {m} | " + " | ".join(cells) + " |")
     return [*out, "", "Barrier: highest image minus the start (eV); end: the relaxed end state "
             "relative to the start; hop: the jumping Li's distance between the relaxed ends "
-            "(the end states are each model's own minima near the target site). A jump whose "
-            "end relaxes back to the start is listed as having no metastable end state.", ""]
+            "(the end states are each model's own minima near the target site; off: how far the "
+            "relaxed end lies from that site). A jump whose end relaxes back to the start is "
+            "listed as having no metastable end state; a band that did not reach the force "
+            "tolerance is marked and its barrier is not a barrier.", "",
+            *([f"Not computed yet: {', '.join(missing)} (`lpsc-lmp barriers "
+               f"{' '.join(missing)}`, or rerun the study).", ""] if missing else [])]
+
+
+def barrier_cell(r: dict[str, Any]) -> str:
+    """One jump of the barrier table: barrier, end energy, hop, offset of the end, convergence."""
+    off = f", off {r['end_from_site_A']:.1f} A" if "end_from_site_A" in r else ""
+    flag = "" if r.get("converged", True) else "band not converged: "
+    return (f"{flag}{r['barrier_eV']:.3f} (end {r['end_energy_eV']:+.2f} eV, hop "
+            f"{r['distance_A']:.1f} A{off})")
 
 
 

@@ -44,10 +44,11 @@ def study_settings(spec: StudySpec) -> list[EnsembleSettings]:
 
 def card_barriers(result: dict[str, Any]) -> dict[str, Any]:
     """The summary of a barriers result that goes on the model's card: per jump the barrier,
-    the reverse barrier, the end energy and the hop length (eV, A), or that the end state is
-    not metastable; and the model file's sha256 it belongs to."""
+    the reverse barrier, the end energy, the hop length, how far the relaxed end lies from the
+    target site and whether the band converged (eV, A), or that the end state is not
+    metastable; and the model file's sha256 it belongs to."""
     keep = ("barrier_eV", "reverse_barrier_eV", "end_energy_eV", "distance_A", "converged",
-            "unstable_end", "end_hop_A")
+            "end_from_site_A", "unstable_end", "end_hop_A")
     jumps = {j: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                  if k in keep} for j, r in result["jumps"].items()}
     return {"method": f"NEB, climbing image, {result.get('images', 7)} images, ordered cell at "
