@@ -221,6 +221,12 @@ def study(edir: Path, sub: int, partitions: int) -> dict:
     return out
 
 
+def paired_cells(v: dict) -> str:
+    """``D | change +- s.e. %`` of a scan row (the change paired per seed)."""
+    return (f"{v['D_cm2s']:.3e} | {100 * v['rel_diff']:+.1f} +- {100 * v['rel_diff_se']:.1f} "
+            "%")
+
+
 def table(results: list[dict], meta: dict) -> str:
     lines = ["# Precision of D per ns of MD, and calibration of its error bars", "",
              f"Model {meta['model']}, trajectories of {meta['time']:g} ps ("
@@ -269,8 +275,7 @@ def table(results: list[dict], meta: dict) -> str:
     for r in results:
         for kind, scan in (("t_eq", r["t_eq_scan"]), ("window", r["window_scan"])):
             for k, v in scan.items():
-                lines.append(f"| {r['T_K']:g} | {kind} {k} | {v['D_cm2s']:.3e} | "
-                             f"{100 * v['rel_diff']:+.1f} +- {100 * v['rel_diff_se']:.1f} % | "
+                lines.append(f"| {r['T_K']:g} | {kind} {k} | {paired_cells(v)} | "
                              f"{v['alpha']:.2f} | {v['cv']:.3f} |")
     lines += ["", "## D against trajectory length", "",
               "Every seed cut to L ps and refitted with the estimator's windows for L; change "
@@ -281,8 +286,7 @@ def table(results: list[dict], meta: dict) -> str:
     for r in results:
         for est, rows in r["length_scan"].items():
             for length, v in rows.items():
-                lines.append(f"| {r['T_K']:g} | {est} | {length} | {v['D_cm2s']:.3e} | "
-                             f"{100 * v['rel_diff']:+.1f} +- {100 * v['rel_diff_se']:.1f} % | "
+                lines.append(f"| {r['T_K']:g} | {est} | {length} | {paired_cells(v)} | "
                              f"{v['alpha']:.2f} | {v['cv']:.3f} |")
     lines += ["", "## Generalised least squares over the multi-origin MSD points", "",
               "GLS with the covariance of a random walk's multi-origin MSD "
@@ -292,8 +296,7 @@ def table(results: list[dict], meta: dict) -> str:
               "rel. s.e. per ns |", "|---|---|---|---|---|---|"]
     for r in results:
         for k, v in r["gls_scan"].items():
-            lines.append(f"| {r['T_K']:g} | {k} | {v['D_cm2s']:.3e} | "
-                         f"{100 * v['rel_diff']:+.1f} +- {100 * v['rel_diff_se']:.1f} % | "
+            lines.append(f"| {r['T_K']:g} | {k} | {paired_cells(v)} | "
                          f"{v['cv']:.3f} | {v['rel_se_per_ns']:.4f} |")
     return "\n".join(lines) + "\n"
 
