@@ -77,3 +77,19 @@ def test_barriers_go_on_the_card_and_are_reused(tmp_path, monkeypatch):
     deploy.write_bytes(deploy.read_bytes() + b"\n")  # another model file
     study_run.barriers_of("dp-7net", tmp_path / "runs", echo=lambda *_: None)
     assert len(calls) == 2
+
+
+def test_barriers_command_marks_unconverged_bands(monkeypatch):
+    from click.testing import CliRunner
+
+    from lpsc_lmp.cli import main
+    from lpsc_lmp.study import run as study_run
+
+    fake = {"t": {"jumps": {"doublet": {"unstable_end": True},
+                            "intracage": {"barrier_eV": 0.1, "converged": True},
+                            "intercage": {"barrier_eV": 4.04, "converged": False}}}}
+    monkeypatch.setattr(study_run, "all_barriers", lambda *a, **k: fake)
+    r = CliRunner().invoke(main, ["barriers", "t"])
+    assert r.exit_code == 0, r.output
+    assert "no metastable end" in r.output and "4.040 *" in r.output
+    assert "did not converge" in r.output

@@ -80,9 +80,12 @@ def barriers(models: tuple[str, ...], workers: int, runs: str | None) -> None:
         cells = []
         for j in JUMPS:
             r = b["jumps"].get(j, {})
-            cells.append("no stable end" if r.get("unstable_end") else
-                         f"{r['barrier_eV']:.3f}" if "barrier_eV" in r else "-")
+            cells.append("no metastable end" if r.get("unstable_end") else
+                         f"{r['barrier_eV']:.3f}" + ("" if r.get("converged", True) else " *")
+                         if "barrier_eV" in r else "-")
         click.echo(f"{m:20s} " + " ".join(f"{c:>18s}" for c in cells))
+    if any(not r.get("converged", True) for b in out.values() for r in b["jumps"].values()):
+        click.echo("* the band did not converge: that number is not a barrier")
 
 
 @click.command("study")
