@@ -56,25 +56,36 @@ def card_barriers(result: dict[str, Any]) -> dict[str, Any]:
             "model_sha256": result["model_sha256"], "jumps": jumps}
 
 
-def barriers_of(model: str, runs: Path, echo=print) -> dict[str, Any]:
-    """NEB barriers of a model (:mod:`lpsc_lmp.study.barriers`), cached in
-    ``<runs>/<model>/barriers.json`` with the sha256 of the model file, and summarised on the
-    model's card (``barriers:``), so a committed card spares the computation."""
+def stored_barriers(model: str, runs: Path) -> dict[str, Any] | None:
+    """The barriers of a model already computed for its current model file: from
+    ``<runs>/<model>/barriers.json``, else from its card; None when neither matches the file's
+    sha256."""
     card = load_card(model, route="python-callback")
-    cache = runs / model / "barriers.json"
     sha = sha256_file(card.require_deploy_file())
-    old = read_json(cache)
+    old = read_json(runs / model / "barriers.json")
     if isinstance(old, dict) and old.get("model_sha256") == sha:
         return old
     on_card = card.raw.get("barriers")
     if isinstance(on_card, dict) and on_card.get("model_sha256") == sha:
         return {"model": model, "from_card": True, **on_card}
+    return None
+
+
+def barriers_of(model: str, runs: Path, echo=print) -> dict[str, Any]:
+    """NEB barriers of a model (:mod:`lpsc_lmp.study.barriers`), cached in
+    ``<runs>/<model>/barriers.json`` with the sha256 of the model file, and summarised on the
+    model's card (``barriers:``), so a committed card spares the computation."""
+    stored = stored_barriers(model, runs)
+    if stored is not None:
+        return stored
+    card = load_card(model, route="python-callback")
+    cache = runs / model / "barriers.json"
     echo(f"{model}: NEB barriers of the Li jumps (doublet, intracage, intercage) ...")
     try:
         out = run_in_env(card.env, "lpsc_lmp.study.barriers", [model])
     except EnvironmentFailure as exc:
         raise InputError(f"the barriers of {model} failed: {exc}") from None
-    out["model_sha256"] = sha
+    out["model_sha256"] = sha256_file(card.require_deploy_file())
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(cache, json.dumps(out, indent=1))
     update_card(model, "barriers", card_barriers(out))
@@ -104,11 +115,8 @@ def study_results(spec: StudySpec) -> dict[str, Any]:
             if isinstance(v, dict):
                 out["validate"][m] = v
     for m in spec.barriers:
-        b = read_json(runs / m / "barriers.json")
-        if isinstance(b, dict):
+        if (b := stored_barriers(m, runs)) is not None:
             out["barriers"][m] = b
-        elif isinstance(on_card := load_card(m).raw.get("barriers"), dict):
-            out["barriers"][m] = {"model": m, "from_card": True, **on_card}
     return out
 
 
