@@ -32,11 +32,15 @@ def test_jump_targets_are_the_three_argyrodite_jumps():
 
 
 def test_intercage_barrier_of_the_default_model():
-    """A converged band between relaxed end states, with a positive barrier."""
-    from lpsc_lmp.study.barriers import barriers
+    """A converged band between relaxed end states, with a positive barrier; the jumping Li
+    ends in the target doublet, and the band has one image per half A of jump."""
+    from lpsc_lmp.study.barriers import IMAGE_SPACING_A, MAX_IMAGES, MIN_IMAGES, barriers
 
     out = barriers("dp-7net", ("intercage",))["jumps"]["intercage"]
     assert out["ends_relaxed"] and out["converged"] and out["vacancy"]
+    assert out["end_from_site_A"] < 1.0 and out["spectator_max_A"] >= 0.0
+    assert out["images"] == min(MAX_IMAGES, max(MIN_IMAGES,
+                                                round(out["distance_A"] / IMAGE_SPACING_A)))
     assert 0.02 < out["barrier_eV"] < 1.0
     assert out["profile_eV"][0] == 0.0 and max(out["profile_eV"]) == out["barrier_eV"]
 
@@ -46,8 +50,9 @@ def test_barriers_go_on_the_card_and_are_reused(tmp_path, monkeypatch):
     cache) takes them from the card; a changed model file computes again."""
     import shutil
 
-    from lpsc_lmp.models.registry import load_card
+    from lpsc_lmp.models.registry import load_card, update_card
     from lpsc_lmp.study import run as study_run
+    from lpsc_lmp.study.barriers import PROTOCOL
 
     pot = tmp_path / "potentials"
     shutil.copytree(load_card("dp-7net").directory, pot / "dp-7net",
@@ -58,7 +63,7 @@ def test_barriers_go_on_the_card_and_are_reused(tmp_path, monkeypatch):
 
     def fake(env, module, args):
         calls.append(args)
-        return {"model": args[0], "lattice_A": 9.859, "images": 7, "fmax": 0.05,
+        return {"model": args[0], "protocol": PROTOCOL, "lattice_A": 9.859, "fmax": 0.05,
                 "jumps": {"intercage": {"barrier_eV": 0.28123456, "reverse_barrier_eV": 0.33,
                                         "end_energy_eV": -0.05, "distance_A": 3.7,
                                         "converged": True, "profile_eV": [0.0, 0.28]}}}
@@ -73,10 +78,14 @@ def test_barriers_go_on_the_card_and_are_reused(tmp_path, monkeypatch):
     shutil.rmtree(tmp_path / "runs")
     again = study_run.barriers_of("dp-7net", tmp_path / "runs", echo=lambda *_: None)
     assert len(calls) == 1 and again["from_card"] and again["jumps"] == card["jumps"]
+    old = dict(load_card("dp-7net").raw["barriers"], protocol=PROTOCOL - 1)
+    update_card("dp-7net", "barriers", old)  # computed by an older protocol
+    study_run.barriers_of("dp-7net", tmp_path / "runs", echo=lambda *_: None)
+    assert len(calls) == 2 and load_card("dp-7net").raw["barriers"]["protocol"] == PROTOCOL
     deploy = load_card("dp-7net").deploy_file
     deploy.write_bytes(deploy.read_bytes() + b"\n")  # another model file
     study_run.barriers_of("dp-7net", tmp_path / "runs", echo=lambda *_: None)
-    assert len(calls) == 2
+    assert len(calls) == 3
 
 
 def test_barriers_command_marks_unconverged_bands(monkeypatch):

@@ -8,14 +8,22 @@ The 52-atom cell keeps one Li per 48h doublet; the jumps of the argyrodite Li su
 and ``intercage`` (a site of a doublet of a neighbouring cage). A doublet holds one Li, so the
 intracage and intercage jumps go into a vacant doublet: the Li of the target doublet is removed
 (a Li vacancy, 51 atoms; the models carry no charge, so no background is needed) in both end
-states. End points are relaxed at fixed
-cell (BFGS); a band of :data:`IMAGES` interior images (IDPP interpolation) is relaxed with a
-climbing image (FIRE) to :data:`FMAX` eV/A. The barrier is the highest image energy minus the
-initial one (and, reversed, minus the final one); an end point that relaxes back to within
-:data:`SAME_SITE_A` of the start is reported as having no metastable end state instead of a
-barrier (the end states are those of the model: each model relaxes them its own way).
-Energies in eV, distances in A; the lattice is the experimental one (a = 9.859 A) for every
-model, so barriers compare at one geometry.
+states. End points are relaxed at fixed cell (BFGS), the end from the relaxed start with the
+jumping Li moved to the target. The Li sublattice of these models is soft: when one Li moves,
+its neighbours may relax to the other side of their own doublet, and two end states that differ
+in more than the jump make a band of a concerted move that does not converge. So the start is
+then relaxed again from the end state with the jumping Li put back, and the end again from that
+start, until no other atom moves more than :data:`SPECTATOR_A` between the ends (at most
+:data:`ROUNDS` rounds; the largest such move is reported). A band of one image per
+:data:`IMAGE_SPACING_A` of jump length (:data:`MIN_IMAGES` to :data:`MAX_IMAGES` interior
+images, IDPP interpolation) is relaxed by FIRE, first without a climbing image to
+:data:`FMAX_PLAIN` eV/A, then with one to :data:`FMAX` eV/A, :data:`STEPS` steps in all. The
+barrier is the highest image energy minus the initial one (and, reversed, minus the final one);
+an end point that relaxes back to within :data:`SAME_SITE_A` of the start is reported as having
+no metastable end state instead of a barrier (the end states are those of the model: each model
+relaxes them its own way). ``end_from_site_A`` is the distance of the relaxed end from the
+nearer 48h site of the target doublet. Energies in eV, distances in A; the lattice is the
+experimental one (a = 9.859 A) for every model, so barriers compare at one geometry.
 
 ``python -m lpsc_lmp.study.barriers MODEL [JUMP ...]`` prints the barriers as JSON.
 """
@@ -33,13 +41,25 @@ from ..models.registry import load_card_at
 from ..structure import A_EXPERIMENT, build_lpsc, doublet_pairs, li_48h_sites
 
 JUMPS = ("doublet", "intracage", "intercage")
-IMAGES = 5
+#: Version of the protocol below; stored barriers of another version are computed again.
+PROTOCOL = 2
+#: Interior images: one per this jump length (A), within MIN_IMAGES..MAX_IMAGES.
+IMAGE_SPACING_A = 0.5
+MIN_IMAGES = 5
+MAX_IMAGES = 9
 FMAX = 0.05
-STEPS = 200
+#: The band is first relaxed without a climbing image to this force (eV/A).
+FMAX_PLAIN = 0.2
+#: FIRE steps of the band, both stages together.
+STEPS = 600
 #: Optimiser steps for the end points (they must be minima for the barrier to mean anything).
 RELAX_STEPS = 2000
 #: An end point that relaxes to within this distance (A) of the start is the start.
 SAME_SITE_A = 1.0
+#: Largest move (A) of an atom other than the jumping Li between consistent end states.
+SPECTATOR_A = 0.5
+#: Rounds of relaxing start and end from each other.
+ROUNDS = 3
 
 
 def _mic(d: np.ndarray, a: float) -> np.ndarray:
@@ -88,43 +108,77 @@ def _relax(atoms: Any, calc: Any) -> tuple[Any, bool]:
     return atoms, bool(BFGS(atoms, logfile=None).run(fmax=FMAX / 2, steps=RELAX_STEPS))
 
 
-def barrier(calc: Any, jump: str, a: float = A_EXPERIMENT, li: int = 0) -> dict[str, Any]:
-    """NEB barrier of one jump (see the module docstring)."""
+def _moved(a_atoms: Any, b_atoms: Any, cell: float) -> np.ndarray:
+    return np.linalg.norm(_mic(b_atoms.positions - a_atoms.positions, cell), axis=1)
+
+
+def end_states(start: Any, li: int, target: np.ndarray, calc: Any, a: float = A_EXPERIMENT
+               ) -> tuple[Any, Any, float, bool]:
+    """Relaxed start and end of a jump of Li ``li`` to ``target`` (A) that differ in that
+    jump only (see the module docstring): (start, end, largest other move in A, whether
+    every relaxation converged)."""
+    start, ok = _relax(start, calc)
+    for round_ in range(ROUNDS):
+        end = start.copy()
+        end.positions[li] = target
+        end, ok_end = _relax(end, calc)
+        ok = ok and ok_end
+        others = np.delete(_moved(start, end, a), li).max()
+        if others < SPECTATOR_A or round_ == ROUNDS - 1:
+            break
+        back = end.copy()
+        back.positions[li] = start.positions[li]
+        start, ok_back = _relax(back, calc)
+        ok = ok and ok_back
+    return start, end, float(others), ok
+
+
+def _band(images: list[Any]) -> bool:
+    """Relax a band in two stages; whether the climbing stage reached :data:`FMAX`."""
     from ase.mep import NEB
     from ase.optimize import FIRE
 
+    band = NEB(images, climb=False, method="improvedtangent", allow_shared_calculator=True)
+    band.interpolate("idpp", mic=True)
+    plain = FIRE(band, logfile=None)
+    plain.run(fmax=FMAX_PLAIN, steps=STEPS // 2)
+    band.climb = True
+    return bool(FIRE(band, logfile=None).run(fmax=FMAX, steps=STEPS - plain.nsteps))
+
+
+def barrier(calc: Any, jump: str, a: float = A_EXPERIMENT, li: int = 0) -> dict[str, Any]:
+    """NEB barrier of one jump (see the module docstring)."""
     target, vacancy = jump_targets(a, li)[jump]
     start = build_lpsc(a)
-    end = build_lpsc(a)
-    end.positions[li] = target
+    sites = [target]
     if vacancy is not None:
+        sites.append(start.positions[vacancy].copy())  # the other site of the target doublet
         del start[vacancy]
-        del end[vacancy]
         li -= int(vacancy < li)
-    start, ok_start = _relax(start, calc)
-    end, ok_end = _relax(end, calc)
+    start, end, others, relaxed = end_states(start, li, target, calc, a)
     hop = float(np.linalg.norm(_mic(end.positions[li] - start.positions[li], a)))
     if hop < SAME_SITE_A:
         return {"jump": jump, "unstable_end": True, "end_hop_A": hop,
-                "vacancy": vacancy is not None, "ends_relaxed": ok_start and ok_end,
+                "vacancy": vacancy is not None, "ends_relaxed": relaxed,
                 "target_distance_A": float(np.linalg.norm(_mic(target - start.positions[li],
                                                                a)))}
-    images = [start] + [start.copy() for _ in range(IMAGES)] + [end]
+    n_images = int(np.clip(round(hop / IMAGE_SPACING_A), MIN_IMAGES, MAX_IMAGES))
+    images = [start] + [start.copy() for _ in range(n_images)] + [end]
     for im in images[1:-1]:
         im.calc = calc
-    band = NEB(images, climb=True, method="improvedtangent", allow_shared_calculator=True)
-    band.interpolate("idpp", mic=True)
-    converged = FIRE(band, logfile=None).run(fmax=FMAX, steps=STEPS)
+    converged = _band(images)
     energies = np.array([im.get_potential_energy() for im in images])
     return {"jump": jump, "distance_A": hop, "vacancy": vacancy is not None,
-            "end_from_site_A": float(np.linalg.norm(_mic(end.positions[li] - target, a))),
+            "end_from_site_A": float(min(np.linalg.norm(_mic(end.positions[li] - s, a))
+                                         for s in sites)),
+            "spectator_max_A": others,
             "barrier_eV": float(energies.max() - energies[0]),
             "reverse_barrier_eV": float(energies.max() - energies[-1]),
             "end_energy_eV": float(energies[-1] - energies[0]),
             "profile_eV": [float(e - energies[0]) for e in energies],
-            "converged": bool(converged), "ends_relaxed": ok_start and ok_end,
+            "converged": converged, "ends_relaxed": relaxed,
             "downhill": bool(energies[1:-1].min() < min(energies[0], energies[-1]) - FMAX),
-            "fmax": FMAX, "images": IMAGES}
+            "fmax": FMAX, "images": n_images}
 
 
 def barriers(model: str, jumps: tuple[str, ...] = JUMPS) -> dict[str, Any]:
@@ -134,7 +188,8 @@ def barriers(model: str, jumps: tuple[str, ...] = JUMPS) -> dict[str, Any]:
     torch.set_num_threads(1)
     card = load_card_at(model, route="python-callback") if model else None
     calc = load_calculator(card.architecture, card.require_deploy_file())
-    return {"model": card.name, "lattice_A": A_EXPERIMENT, "images": IMAGES, "fmax": FMAX,
+    return {"model": card.name, "protocol": PROTOCOL, "lattice_A": A_EXPERIMENT, "fmax": FMAX,
+            "steps": STEPS,
             "jumps": {j: barrier(calc, j) for j in jumps}}
 
 

@@ -227,7 +227,10 @@ def barriers_section(bars: dict[str, Any], missing: list[str] | tuple[str, ...] 
     return [*out, "", "Barrier: highest image minus the start (eV); end: the relaxed end state "
             "relative to the start; hop: the jumping Li's distance between the relaxed ends "
             "(the end states are each model's own minima near the target site; off: how far the "
-            "relaxed end lies from that site). A jump whose end relaxes back to the start is "
+            "relaxed end lies from the nearer 48h site of the target doublet; others: the "
+            "largest move of any other atom between the two ends; they are relaxed from each "
+            "other, up to three rounds, to differ in little but the jump). A jump whose end "
+            "relaxes back to the start is "
             "listed as having no metastable end state; a band that did not reach the force "
             "tolerance is marked and its barrier is not a barrier.", "",
             *([f"Not computed yet: {', '.join(missing)} (`lpsc-lmp barriers "
@@ -237,6 +240,8 @@ def barriers_section(bars: dict[str, Any], missing: list[str] | tuple[str, ...] 
 def barrier_cell(r: dict[str, Any]) -> str:
     """One jump of the barrier table: barrier, end energy, hop, offset of the end, convergence."""
     off = f", off {r['end_from_site_A']:.1f} A" if "end_from_site_A" in r else ""
+    if "spectator_max_A" in r:
+        off += f", others {r['spectator_max_A']:.1f} A"
     flag = "" if r.get("converged", True) else "band not converged: "
     return (f"{flag}{r['barrier_eV']:.3f} (end {r['end_energy_eV']:+.2f} eV, hop "
             f"{r['distance_A']:.1f} A{off})")

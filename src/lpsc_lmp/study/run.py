@@ -19,6 +19,7 @@ from ..models.registry import load_card, update_card
 from ..paths import runs_dir
 from ..runs.settings import EnsembleSettings
 from ..runs.sweep import run_sweep
+from .barriers import PROTOCOL
 from .spec import StudySpec
 from .validate import validate
 
@@ -45,28 +46,36 @@ def study_settings(spec: StudySpec) -> list[EnsembleSettings]:
 def card_barriers(result: dict[str, Any]) -> dict[str, Any]:
     """The summary of a barriers result that goes on the model's card: per jump the barrier,
     the reverse barrier, the end energy, the hop length, how far the relaxed end lies from the
-    target site and whether the band converged (eV, A), or that the end state is not
-    metastable; and the model file's sha256 it belongs to."""
+    target doublet, the largest move of another atom and whether the band converged (eV, A),
+    or that the end state is not metastable; the protocol version and the model file's sha256
+    it belongs to."""
     keep = ("barrier_eV", "reverse_barrier_eV", "end_energy_eV", "distance_A", "converged",
-            "end_from_site_A", "unstable_end", "end_hop_A")
+            "end_from_site_A", "spectator_max_A", "images", "unstable_end", "end_hop_A")
     jumps = {j: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                  if k in keep} for j, r in result["jumps"].items()}
-    return {"method": f"NEB, climbing image, {result.get('images', 7)} images, ordered cell at "
-                      f"a = {result['lattice_A']:g} A (lpsc-lmp barriers)",
-            "model_sha256": result["model_sha256"], "jumps": jumps}
+    return {"method": f"NEB, end states relaxed from each other, then a band without and with a "
+                      f"climbing image, ordered cell at a = {result['lattice_A']:g} A "
+                      "(lpsc-lmp barriers)",
+            "protocol": result.get("protocol"), "model_sha256": result["model_sha256"],
+            "jumps": jumps}
 
 
 def stored_barriers(model: str, runs: Path) -> dict[str, Any] | None:
-    """The barriers of a model already computed for its current model file: from
-    ``<runs>/<model>/barriers.json``, else from its card; None when neither matches the file's
-    sha256."""
+    """The barriers of a model already computed for its current model file by the current
+    protocol (:data:`lpsc_lmp.study.barriers.PROTOCOL`): from ``<runs>/<model>/barriers.json``,
+    else from its card; None when neither matches the file's sha256 and the protocol."""
     card = load_card(model, route="python-callback")
     sha = sha256_file(card.require_deploy_file())
+
+    def current(b: Any) -> bool:
+        return isinstance(b, dict) and b.get("model_sha256") == sha \
+            and b.get("protocol") == PROTOCOL
+
     old = read_json(runs / model / "barriers.json")
-    if isinstance(old, dict) and old.get("model_sha256") == sha:
+    if current(old):
         return old
     on_card = card.raw.get("barriers")
-    if isinstance(on_card, dict) and on_card.get("model_sha256") == sha:
+    if current(on_card):
         return {"model": model, "from_card": True, **on_card}
     return None
 
