@@ -114,9 +114,9 @@ def _moved(a_atoms: Any, b_atoms: Any, cell: float) -> np.ndarray:
 
 def end_states(start: Any, li: int, target: np.ndarray, calc: Any, a: float = A_EXPERIMENT
                ) -> tuple[Any, Any, float, bool]:
-    """Relaxed start and end of a jump of Li ``li`` to ``target`` (A) that differ in that
-    jump only (see the module docstring): (start, end, largest other move in A, whether
-    every relaxation converged)."""
+    """Relaxed start and end of a jump of Li ``li`` to ``target`` (A) that differ in little
+    but that jump (see the module docstring): (start, end, largest move of another atom
+    between them in A, whether every relaxation converged)."""
     start, ok = _relax(start, calc)
     for round_ in range(ROUNDS):
         end = start.copy()
@@ -189,8 +189,7 @@ def barriers(model: str, jumps: tuple[str, ...] = JUMPS) -> dict[str, Any]:
     card = load_card_at(model, route="python-callback") if model else None
     calc = load_calculator(card.architecture, card.require_deploy_file())
     return {"model": card.name, "protocol": PROTOCOL, "lattice_A": A_EXPERIMENT, "fmax": FMAX,
-            "steps": STEPS,
-            "jumps": {j: barrier(calc, j) for j in jumps}}
+            "steps": STEPS, "jumps": {j: barrier(calc, j) for j in jumps}}
 
 
 def main(argv: list[str] | None = None) -> int:
