@@ -68,7 +68,7 @@ def barriers(models: tuple[str, ...], workers: int, runs: str | None) -> None:
     Example: lpsc-lmp barriers 7net-mf-0-pbe chgnet --workers 2
     """
     from ..paths import runs_dir
-    from ..study.barriers import JUMPS
+    from ..study.barriers import JUMPS, describe_jump
     from ..study.run import all_barriers
 
     try:
@@ -77,12 +77,7 @@ def barriers(models: tuple[str, ...], workers: int, runs: str | None) -> None:
         sys.exit(130)
     click.echo(f"{'model':20s} " + " ".join(f"{j + ' (eV)':>18s}" for j in JUMPS))
     for m, b in out.items():
-        cells = []
-        for j in JUMPS:
-            r = b["jumps"].get(j, {})
-            cells.append("no metastable end" if r.get("unstable_end") else
-                         f"{r['barrier_eV']:.3f}" + ("" if r.get("converged", True) else " *")
-                         if "barrier_eV" in r else "-")
+        cells = [describe_jump(b["jumps"].get(j, {}), detail=False) for j in JUMPS]
         click.echo(f"{m:20s} " + " ".join(f"{c:>18s}" for c in cells))
     if any(not r.get("converged", True) for b in out.values() for r in b["jumps"].values()):
         click.echo("* the band did not converge: that number is not a barrier")

@@ -181,6 +181,26 @@ def barrier(calc: Any, jump: str, a: float = A_EXPERIMENT, li: int = 0) -> dict[
             "fmax": FMAX, "images": n_images}
 
 
+def describe_jump(r: dict[str, Any], detail: bool = True) -> str:
+    """One jump of a barrier table: "no metastable end", "-" (not computed) or the barrier
+    (eV). ``detail`` adds the end energy, hop, offset of the end and largest other move, and
+    marks a band that did not converge ("band not converged: "); without it such a barrier
+    ends in " *"."""
+    if r.get("unstable_end"):
+        return "no metastable end"
+    if "barrier_eV" not in r:
+        return "-"
+    converged = r.get("converged", True)
+    if not detail:
+        return f"{r['barrier_eV']:.3f}" + ("" if converged else " *")
+    extra = f", off {r['end_from_site_A']:.1f} A" if "end_from_site_A" in r else ""
+    if "spectator_max_A" in r:
+        extra += f", others {r['spectator_max_A']:.1f} A"
+    return (("" if converged else "band not converged: ")
+            + f"{r['barrier_eV']:.3f} (end {r['end_energy_eV']:+.2f} eV, hop "
+            f"{r['distance_A']:.1f} A{extra})")
+
+
 def barriers(model: str, jumps: tuple[str, ...] = JUMPS) -> dict[str, Any]:
     """The barriers of ``jumps`` for a registered model (in its own environment)."""
     import torch

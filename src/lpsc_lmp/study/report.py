@@ -212,17 +212,13 @@ def barriers_section(bars: dict[str, Any], missing: list[str] | tuple[str, ...] 
     barriers are neither cached nor on their cards (said under the table)."""
     if not bars and not missing:
         return []
-    from .barriers import JUMPS
+    from .barriers import JUMPS, describe_jump
 
     out = ["## Li jump barriers (NEB, ordered cell at a = 9.859 A)", "",
            "| model | " + " | ".join(f"{j} (eV)" for j in JUMPS) + " |",
            "|---|" + "---|" * len(JUMPS)]
     for m, b in bars.items():
-        cells = []
-        for j in JUMPS:
-            r = b["jumps"].get(j, {})
-            cells.append("no metastable end" if r.get("unstable_end") else
-                         barrier_cell(r) if r else "-")
+        cells = [describe_jump(b["jumps"].get(j, {})) for j in JUMPS]
         out.append(f"| {m} | " + " | ".join(cells) + " |")
     return [*out, "", "Barrier: highest image minus the start (eV); end: the relaxed end state "
             "relative to the start; hop: the jumping Li's distance between the relaxed ends "
@@ -230,21 +226,10 @@ def barriers_section(bars: dict[str, Any], missing: list[str] | tuple[str, ...] 
             "relaxed end lies from the nearer 48h site of the target doublet; others: the "
             "largest move of any other atom between the two ends; they are relaxed from each "
             "other, up to three rounds, to differ in little but the jump). A jump whose end "
-            "relaxes back to the start is "
-            "listed as having no metastable end state; a band that did not reach the force "
-            "tolerance is marked and its barrier is not a barrier.", "",
+            "relaxes back to the start is listed as having no metastable end state; a band that "
+            "did not reach the force tolerance is marked and its barrier is not a barrier.", "",
             *([f"Not computed yet: {', '.join(missing)} (`lpsc-lmp barriers "
                f"{' '.join(missing)}`, or rerun the study).", ""] if missing else [])]
-
-
-def barrier_cell(r: dict[str, Any]) -> str:
-    """One jump of the barrier table: barrier, end energy, hop, offset of the end, convergence."""
-    off = f", off {r['end_from_site_A']:.1f} A" if "end_from_site_A" in r else ""
-    if "spectator_max_A" in r:
-        off += f", others {r['spectator_max_A']:.1f} A"
-    flag = "" if r.get("converged", True) else "band not converged: "
-    return (f"{flag}{r['barrier_eV']:.3f} (end {r['end_energy_eV']:+.2f} eV, hop "
-            f"{r['distance_A']:.1f} A{off})")
 
 
 
