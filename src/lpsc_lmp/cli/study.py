@@ -62,7 +62,7 @@ def validate(model: str, teacher: str | None, temperature: float, seeds: int, ti
 def barriers(models: tuple[str, ...], workers: int, runs: str | None) -> None:
     """NEB barriers (eV) of the Li jumps of Li6PS5Cl (doublet, intra-cage, inter-cage; ordered
     cell at the experimental lattice) for registered models, written to each model's card.
-    A universal potential takes 10-25 minutes on one core; a card that already holds the
+    A universal potential takes tens of minutes on one core; a card that already holds the
     barriers of the same model file and protocol is reused.
 
     Example: lpsc-lmp barriers 7net-mf-0-pbe chgnet --workers 2
